@@ -1,0 +1,114 @@
+"""Benchmark of the n-gram subpackage on PTB and WikiText-2 (order 5 by default).
+
+Why: the n-gram baseline must stay exact to KenLM lmplz *and* about as fast to
+build; this prints both in one table so regressions show up.
+
+Columns:
+  build s     wall time of ``estimate()``, best of ``--repeat`` runs (ids prepared beforehand)
+  peak MiB    peak of memory allocated during ``estimate()`` as traced by ``tracemalloc``
+              (numpy buffers included), measured in a separate run
+  ppl         test perplexity, default model (uniform over the vocabulary; sums to 1)
+  ppl lmplz   test perplexity with ``vocab_pad=V+1``, lmplz's own arithmetic
+  target      lmplz's figure for the same data (literal <unk> as an ordinary word)
+  score tok/s ``logprobs()`` over the test split, best of ``--repeat``
+  load s      ``NgramModel.load`` of the saved model (``ngram.npz`` + ``ngram.json``)
+
+Usage: ``python bench/ngram_bench.py [--data DIR] [--orders 5] [--repeat 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from lm.ngram import NgramModel, estimate
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CORPORA = {"PTB": "ptb", "WikiText-2": "wikitext-2"}
+TARGETS = {("PTB", 5): 141.186, ("PTB", 3): 148.282, ("WikiText-2", 5): 220.139}
+
+
+def _load(folder: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """Whitespace words + eos (id 1) per line; vocabulary = train words, <unk> is id 0."""
+    vocab = {"<unk>": 0, "<eos>": 1}
+
+    def encode(path: Path, grow: bool) -> np.ndarray:
+        out: list[int] = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            for word in line.split():
+                if grow:
+                    out.append(vocab.setdefault(word, len(vocab)))
+                else:
+                    out.append(vocab[word])
+            out.append(1)
+        return np.array(out, dtype=np.int64)
+
+    train = encode(folder / "train.txt", grow=True)
+    test = encode(folder / "test.txt", grow=False)
+    return train, test, len(vocab)
+
+
+def _best_time(fn, repeat: int) -> tuple[float, object]:
+    best, result = math.inf, None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def _peak_mib(fn) -> float:
+    tracemalloc.start()
+    try:
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--orders", type=int, nargs="+", default=[5])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    header = (
+        "| corpus | order | n-grams | build s | peak MiB | ppl | ppl lmplz | target "
+        "| score tok/s | load s |"
+    )
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for name, folder in CORPORA.items():
+        if not (args.data / folder).is_dir():
+            print(f"| {name} | - | data not found at {args.data / folder} |")
+            continue
+        train, test, vocab_size = _load(args.data / folder)
+        for order in args.orders:
+            build_s, model = _best_time(lambda: estimate(train, vocab_size, order), args.repeat)
+            peak = _peak_mib(lambda: estimate(train, vocab_size, order))
+            score_s, logp = _best_time(lambda: model.logprobs(test), args.repeat)
+            ppl = math.exp(-float(logp.mean()))
+            padded = estimate(train, vocab_size, order, vocab_pad=vocab_size + 1)
+            ppl_lmplz = math.exp(-float(padded.logprobs(test).mean()))
+            with tempfile.TemporaryDirectory() as tmp:
+                model.save(Path(tmp))
+                load_s, _ = _best_time(lambda: NgramModel.load(Path(tmp)), args.repeat)
+            target = TARGETS.get((name, order))
+            target_text = f"{target:.3f}" if target else "-"
+            print(
+                f"| {name} | {order} | {sum(model.num_ngrams):,} | {build_s:.2f} | {peak:.0f} "
+                f"| {ppl:.3f} | {ppl_lmplz:.3f} | {target_text} | {test.size / score_s:,.0f} "
+                f"| {load_s:.3f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+"""The ``lm`` command line: thin wrappers that parse flags and call the stages.
+
+Every stage reads artifacts by reference and writes a new versioned artifact. A problem the
+user can fix is reported in one line with exit code 2 and no traceback (``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lm.artifacts import Artifact, Store
+from lm.errors import LMError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Train recurrent and n-gram language models on versioned artifacts, measure them, "
+         "and generate text (poems above all).",
+)
+artifacts_app = typer.Typer(no_args_is_help=True, help="List and inspect artifacts.")
+app.add_typer(artifacts_app, name="artifacts")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+_state = {"root": None, "debug": False}
+
+
+def store() -> Store:
+    return Store(_state["root"])
+
+
+@app.callback()
+def _global(
+    artifacts: Path | None = typer.Option(
+        None, "--artifacts", help="Artifact store folder (default: $LM_HOME or ./artifacts)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    _state["root"] = artifacts
+    _state["debug"] = debug
+
+
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise LMError(f"{flag} takes comma-separated numbers, e.g. 0.9,0.05,0.05, not {text!r}") \
+            from None
+
+
+def _default_name(source: str) -> str:
+    if source.startswith("chinese-poetry:"):
+        return source.split(":", 1)[1].replace("/", "-")
+    path = Path(source)
+    return (path.stem if path.is_file() else path.name) or "dataset"
+
+
+# ---------------------------------------------------------------------------------- prepare
+@app.command()
+def prepare(
+    source: str = typer.Argument(..., help="A .txt file, a folder with train/valid/test.txt, a "
+                                 ".jsonl/.json/.parquet/.csv file, chinese-poetry:NAME, or a "
+                                 "Hugging Face Hub dataset id."),
+    name: str | None = typer.Option(None, help="Artifact name (default: from the source)."),
+    level: str = typer.Option("char", help="Tokenizer level: char, word or bpe."),
+    vocab_size: int | None = typer.Option(None, help="Keep at most this many types "
+                                             "(<unk> and <eos> included)."),
+    min_freq: int = typer.Option(1, help="Types seen fewer times in train become <unk>."),
+    doc_sep: str = typer.Option("line", help="Documents in .txt files: line, blank (blank-line "
+                                "separated) or file."),
+    text_field: str = typer.Option("text", help="Field holding the text in tabular sources."),
+    split_ratios: str = typer.Option("0.9,0.05,0.05", help="train,valid,test shares when the "
+                                     "source gives no splits."),
+    shuffle: bool = typer.Option(True, help="Shuffle documents before splitting (seeded); "
+                                 "--no-shuffle cuts in order by characters."),
+    seed: int = typer.Option(0, help="Seed for the document shuffle."),
+    simplify: bool = typer.Option(False, help="Convert traditional to simplified Chinese "
+                                  "(OpenCC)."),
+    num_proc: int | None = typer.Option(None, help="Processes for datasets' map."),
+) -> None:
+    """Load text, split it by document, train a tokenizer, encode every split."""
+    from lm.data.prepare import PrepareConfig
+    from lm.data.prepare import prepare as run_prepare
+
+    ratios = _floats(split_ratios, "--split-ratios")
+    if len(ratios) != 3:
+        raise LMError(f"--split-ratios takes three numbers (train,valid,test), not {split_ratios}")
+    config = PrepareConfig(source, level, vocab_size, min_freq, doc_sep, text_field, ratios,
+                           shuffle, seed, simplify, num_proc)
+    artifact, reused = run_prepare(store(), config, name or _default_name(source))
+    _announce(artifact, reused)
+    table = Table("split", "documents", "tokens", "characters", "unk rate")
+    for split, m in artifact.metrics["splits"].items():
+        table.add_row(split, f"{m['documents']:,}", f"{m['tokens']:,}", f"{m['characters']:,}",
+                      f"{m['unk_rate']:.3%}")
+    out.print(table)
+    out.print(f"vocabulary: {artifact.metrics['vocab_size']:,} ({artifact.manifest['level']})")
+
+
+def _announce(artifact: Artifact, reused: bool) -> None:
+    if reused:
+        out.print(f"reusing {artifact.ref}: same inputs and parameters")
+    else:
+        out.print(f"wrote {artifact.ref}")
+
+
+# ------------------------------------------------------------------------------------ train
+@app.command()
+def train(
+    dataset: str = typer.Argument(..., help="Dataset artifact (NAME, NAME@v2, ...)."),
+    name: str | None = typer.Option(None, help="Model name (default: the dataset's)."),
+    cell: str = typer.Option("lstm", help="rnn-tanh, rnn-relu, gru or lstm."),
+    layers: int = typer.Option(2, help="Stacked recurrent layers."),
+    emb_size: int = typer.Option(256, help="Embedding size."),
+    hidden_size: int = typer.Option(256, help="Hidden state size."),
+    dropout: float = typer.Option(0.2, help="Dropout on embeddings, between layers and output."),
+    tied: bool = typer.Option(False, help="Tie input and output embeddings."),
+    bptt: int = typer.Option(64, help="Truncated-BPTT length."),
+    batch_size: int = typer.Option(32, help="Parallel rows of the token stream."),
+    optimizer: str = typer.Option("adam", help="adam or sgd."),
+    lr: float = typer.Option(2e-3, help="Learning rate."),
+    lr_decay: float = typer.Option(0.25, help="Multiply the lr by this when validation "
+                                   "does not improve."),
+    weight_decay: float = typer.Option(0.0, help="L2 weight decay."),
+    clip: float = typer.Option(0.25, help="Gradient-norm clipping (0: off)."),
+    epochs: int = typer.Option(10, help="Passes over the training split."),
+    max_steps: int | None = typer.Option(None, help="Stop after this many steps in all."),
+    max_time: float | None = typer.Option(None, help="Stop after this many seconds."),
+    eval_every: int | None = typer.Option(None, help="Validate every N steps "
+                                             "(default: every epoch)."),
+    eval_tokens: int | None = typer.Option(None, help="Validate on the first N tokens only."),
+    checkpoint_every: int = typer.Option(500, help="Write a resumable checkpoint every N steps."),
+    log_every: int = typer.Option(20, help="Read the loss from the device every N steps."),
+    seed: int = typer.Option(0, help="Random seed."),
+    device: str = typer.Option("auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps."),
+    resume: bool = typer.Option(False, help="Continue the run NAME from its checkpoint."),
+    wandb: bool = typer.Option(True, help="Log to wandb (offline unless logged in)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train an RNN language model on a dataset artifact."""
+    from lm.training.loop import Interrupted, TrainConfig
+    from lm.training.loop import train as run_train
+
+    s = store()
+    data = s.resolve(dataset, "dataset")
+    config = TrainConfig(cell, layers, emb_size, hidden_size, dropout, tied, bptt, batch_size,
+                         optimizer, lr, lr_decay, weight_decay, clip, epochs, max_steps,
+                         max_time, eval_every, eval_tokens, checkpoint_every, log_every, seed,
+                         device)
+    try:
+        artifact, reused = run_train(s, data, config, name or data.name, resume=resume,
+                                     use_wandb=wandb, progress=progress and sys.stderr.isatty(),
+                                     log=out.print)
+    except Interrupted as stop:
+        err.print(f"interrupted: {stop}")
+        raise typer.Exit(130) from None
+    _announce(artifact, reused)
+    m = artifact.metrics
+    out.print(f"best valid perplexity {m['best_valid_ppl']:.2f} at step {m['best_step']} · "
+              f"{m['steps']} steps · {m['train_seconds']:.0f} s · {m['tokens_per_s']:,.0f} tok/s")
+
+
+# ------------------------------------------------------------------------------- perplexity
+@app.command()
+def perplexity(
+    model: str = typer.Argument(..., help="Model or n-gram artifact."),
+    split: str = typer.Option("test", help="Split of the model's dataset (valid,test joins)."),
+    file: Path | None = typer.Option(None, help="Score a text file instead."),
+    text: str | None = typer.Option(None, help="Score this text instead."),
+    doc_sep: str = typer.Option("line", help="Documents in --file: line, blank or file."),
+    context: str = typer.Option("stream", help="stream (carry state across documents) or "
+                                "document (each from a fresh state)."),
+    batch_size: int = typer.Option(10, help="Segments (stream) or documents scored at once."),
+    mix: str | None = typer.Option(None, help="An n-gram artifact to interpolate with."),
+    weight: str = typer.Option("auto", help="RNN weight λ in the mixture, or auto (tuned on "
+                               "valid)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    per_token: bool = typer.Option(False, help="List each token's surprisal in bits."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+) -> None:
+    """Perplexity, bits per token and bits per character on a split, a file or a text."""
+    from lm.evaluation.scoring import score
+
+    result = score(store(), model, split=split, file=file, text=text, doc_sep=doc_sep,
+                   context=context, batch_size=batch_size, mix=mix, weight=weight,
+                   device=device, per_token=per_token)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    table = Table("measure", "value", title=f"{result['model']} on {result['on']}")
+    for key in ("tokens", "oov", "nats_per_token", "bits_per_token", "perplexity",
+                "bits_per_char", "weight"):
+        value = result.get(key)
+        if value is not None:
+            table.add_row(key.replace("_", " "),
+                          f"{value:,}" if isinstance(value, int) else f"{value:.4f}")
+    out.print(table)
+    if per_token:
+        for token, bits in result["per_token"]:
+            out.print(f"{token!r}\t{bits:.3f}")
+
+
+# ----------------------------------------------------------------------------------- sample
+@app.command()
+def sample(
+    model: str = typer.Argument(..., help="Model or n-gram artifact."),
+    temperature: float = typer.Option(1.0, help="0 is greedy; higher is more adventurous."),
+    top_k: int | None = typer.Option(None, help="Sample among the k likeliest tokens."),
+    top_p: float | None = typer.Option(None, help="Nucleus sampling mass in (0, 1]."),
+    prime: str = typer.Option("", help="Text to begin with (printed and continued)."),
+    num: int = typer.Option(4, help="Samples, generated as one batch."),
+    max_tokens: int = typer.Option(200, help="Stop a sample after this many tokens."),
+    seed: int = typer.Option(0, help="Seed: the same seed gives the same samples."),
+    as_json: bool = typer.Option(False, "--json", help="Print {\"samples\": [...]}."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+) -> None:
+    """Generate text; each sample starts as a new document and ends at <eos>."""
+    from lm.generation.run import sample_texts
+
+    texts, warnings = sample_texts(store(), model, temperature=temperature, top_k=top_k,
+                                   top_p=top_p, prime=prime, num=num, max_tokens=max_tokens,
+                                   seed=seed, device=device)
+    for warning in warnings:
+        err.print(f"warning: {warning}")
+    if as_json:
+        print(json.dumps({"samples": texts}, ensure_ascii=False))
+        return
+    for index, sample_text in enumerate(texts, 1):
+        out.print(f"[bold]── {index} ──[/bold]")
+        out.print(sample_text, markup=False)
+
+
+# -------------------------------------------------------------------------------- artifacts
+@artifacts_app.command("list")
+def artifacts_list(kind: str | None = typer.Argument(None, help="Only this kind.")) -> None:
+    """Every valid artifact version, newest last."""
+    table = Table("reference", "created", "from", "key metric")
+    for a in store().list(kind):
+        inputs = ", ".join(i["ref"] for i in a.manifest.get("inputs", []))
+        table.add_row(a.ref, a.manifest["created"], inputs or "-", _key_metric(a))
+    out.print(table)
+
+
+def _key_metric(a: Artifact) -> str:
+    m = a.metrics
+    if a.kind == "dataset":
+        return f"{m['splits']['train']['tokens']:,} train tokens, vocab {m['vocab_size']:,}"
+    if a.kind == "model" and m.get("best_valid_ppl"):
+        return f"valid ppl {m['best_valid_ppl']:.2f}"
+    if a.kind == "ngram" and m.get("test_perplexity"):
+        return f"test ppl {m['test_perplexity']:.2f}"
+    return ""
+
+
+@artifacts_app.command("show")
+def artifacts_show(ref: str = typer.Argument(..., help="Artifact reference.")) -> None:
+    """An artifact's manifest and lineage."""
+    from lm.artifacts import KINDS
+
+    s = store()
+    artifact = s.resolve(ref, KINDS)
+    out.print_json(json.dumps({k: v for k, v in artifact.manifest.items()}, ensure_ascii=False))
+    out.print("lineage:")
+    for depth, parent, status in s.lineage(artifact):
+        out.print(f"{'  ' * (depth + 1)}{parent}  {status}")
+
+
+# -------------------------------------------------------------------------------------- run
+@app.command()
+def run(
+    spec: Path = typer.Argument(..., help="A pipeline YAML file."),
+    set_: list[str] = typer.Option([], "--set", help="Override: stage.key=value."),
+) -> None:
+    """Run a pipeline spec: its stages in order, each as the command of the same name."""
+    from lm.pipelines import run_pipeline
+
+    run_pipeline(spec, set_, invoke=_invoke, log=out.print)
+
+
+def _invoke(argv: list[str]) -> None:
+    args = [*(["--artifacts", str(_state["root"])] if _state["root"] else []), *argv]
+    try:
+        app(args, standalone_mode=False)
+    except typer.Exit as stop:
+        if stop.exit_code:
+            raise
+
+
+def main() -> None:
+    """Entry point: one-line errors, exit 2, no traceback unless --debug."""
+    debug = "--debug" in sys.argv or os.environ.get("LM_DEBUG") == "1"
+    try:
+        app(standalone_mode=False)
+    except LMError as exc:
+        if debug:
+            raise
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as stop:
+        sys.exit(stop.exit_code)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        if debug:
+            raise
+        err.print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                  markup=False)
+        sys.exit(1)
+

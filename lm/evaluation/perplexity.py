@@ -1,0 +1,155 @@
+"""Perplexity: every token of a stream, ``<eos>`` included, scored in batches.
+
+Conventions (those behind published PTB and WikiText-2 figures): each document is closed by
+one ``<eos>`` that is predicted and counted, and the first token is predicted from an
+``<eos>`` context, the way every document after the first is seen in training.
+
+``stream`` context carries the hidden state across documents, as training does; the stream
+is cut into ``batch_size`` contiguous segments scored in parallel. ``document`` context
+scores each document from a fresh state, which makes the result independent of batching.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lm.models.rnn import RNNLM, detach
+from lm.tokenization import EOS_ID, UNK_ID
+
+LN2 = math.log(2.0)
+
+
+@dataclass
+class Evaluation:
+    """Totals of a scored stream and the figures people quote."""
+
+    tokens: int
+    oov: int
+    nats: float
+    characters: int | None = None
+    logprobs: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_logprobs(cls, ids: np.ndarray, logprobs: np.ndarray,
+                      characters: int | None = None) -> Evaluation:
+        return cls(
+            tokens=int(len(ids)),
+            oov=int(np.count_nonzero(np.asarray(ids) == UNK_ID)),
+            nats=float(-np.sum(logprobs, dtype=np.float64)),
+            characters=characters,
+            logprobs=logprobs,
+        )
+
+    @property
+    def nats_per_token(self) -> float:
+        return self.nats / max(self.tokens, 1)
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.nats_per_token / LN2
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.nats_per_token)
+
+    @property
+    def bits_per_char(self) -> float | None:
+        return self.nats / LN2 / self.characters if self.characters else None
+
+    @property
+    def nats_per_char(self) -> float | None:
+        return self.nats / self.characters if self.characters else None
+
+    def summary(self) -> dict[str, float | int | None]:
+        return {
+            "tokens": self.tokens,
+            "oov": self.oov,
+            "nats_per_token": self.nats_per_token,
+            "bits_per_token": self.bits_per_token,
+            "perplexity": self.perplexity,
+            "characters": self.characters,
+            "bits_per_char": self.bits_per_char,
+            "nats_per_char": self.nats_per_char,
+        }
+
+
+@torch.no_grad()
+def stream_logprobs(model: RNNLM, ids: np.ndarray, batch_size: int = 10, bptt: int = 128,
+                    device: torch.device | str = "cpu") -> np.ndarray:
+    """Natural-log probability of every token of ``ids``, hidden state carried along."""
+    n = len(ids)
+    if n == 0:
+        return np.zeros(0)
+    was_training = model.training
+    model.eval()
+    batch_size = max(1, min(batch_size, n))
+    length = -(-n // batch_size)
+    stream = np.concatenate([[EOS_ID], np.asarray(ids, dtype=np.int64)])
+    padded = np.full(batch_size * length + 1, EOS_ID, dtype=np.int64)
+    padded[: n + 1] = stream
+    inputs = torch.from_numpy(
+        np.stack([padded[b * length:(b + 1) * length] for b in range(batch_size)])
+    ).to(device)
+    targets = torch.from_numpy(
+        np.stack([padded[b * length + 1:(b + 1) * length + 1] for b in range(batch_size)])
+    ).to(device)
+    hidden = model.init_hidden(batch_size, device)
+    out = torch.empty(batch_size, length, dtype=torch.float64, device=device)
+    for start in range(0, length, bptt):
+        x = inputs[:, start:start + bptt]
+        logits, hidden = model(x, hidden)
+        hidden = detach(hidden)
+        loss = F.cross_entropy(logits.float().flatten(0, 1),
+                               targets[:, start:start + bptt].flatten(), reduction="none")
+        out[:, start:start + x.shape[1]] = -loss.view(x.shape).double()
+    model.train(was_training)
+    return out.flatten()[:n].cpu().numpy()
+
+
+@torch.no_grad()
+def document_logprobs(model: RNNLM, ids: np.ndarray, batch_size: int = 32,
+                      device: torch.device | str = "cpu") -> np.ndarray:
+    """Natural-log probability of every token, each document from a fresh state."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) == 0:
+        return np.zeros(0)
+    was_training = model.training
+    model.eval()
+    ends = np.flatnonzero(ids == EOS_ID) + 1
+    if len(ends) == 0 or ends[-1] != len(ids):
+        ends = np.append(ends, len(ids))
+    starts = np.concatenate([[0], ends[:-1]])
+    out = np.empty(len(ids), dtype=np.float64)
+    order = np.argsort(ends - starts, kind="stable")
+    for first in range(0, len(order), batch_size):
+        docs = order[first:first + batch_size]
+        longest = int(max(ends[d] - starts[d] for d in docs))
+        x = np.full((len(docs), longest), EOS_ID, dtype=np.int64)
+        y = np.full((len(docs), longest), -100, dtype=np.int64)
+        for row, d in enumerate(docs):
+            doc = ids[starts[d]:ends[d]]
+            x[row, 1:len(doc)] = doc[:-1]
+            y[row, :len(doc)] = doc
+        logits, _ = model(torch.from_numpy(x).to(device), model.init_hidden(len(docs), device))
+        target = torch.from_numpy(y).to(device)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), target.flatten(),
+                               reduction="none", ignore_index=-100).view(target.shape)
+        loss = loss.double().cpu().numpy()
+        for row, d in enumerate(docs):
+            out[starts[d]:ends[d]] = -loss[row, : ends[d] - starts[d]]
+    model.train(was_training)
+    return out
+
+
+def evaluate(model: RNNLM, ids: np.ndarray, context: str = "stream", batch_size: int = 10,
+             device: torch.device | str = "cpu", characters: int | None = None) -> Evaluation:
+    if context == "stream":
+        logprobs = stream_logprobs(model, ids, batch_size=batch_size, device=device)
+    else:
+        logprobs = document_logprobs(model, ids, batch_size=batch_size, device=device)
+    return Evaluation.from_logprobs(ids, logprobs, characters)

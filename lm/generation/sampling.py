@@ -1,0 +1,109 @@
+"""Generate text from any model that gives next-token log-probabilities.
+
+Every sample starts the way training saw documents start, after an ``<eos>``, then reads the
+optional prime. All samples advance together as one batch. Decoding is greedy at
+temperature 0, otherwise sampled with optional top-k / top-p truncation, from a seeded
+generator so that the same seed gives the same text.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+
+from lm.errors import LMError
+from lm.models.rnn import RNNLM
+from lm.tokenization import EOS_ID
+
+
+class Stepper(Protocol):
+    """A model seen one token at a time, for a batch of sequences."""
+
+    vocab_size: int
+
+    def start(self, contexts: list[list[int]]) -> torch.Tensor:
+        """Read each context; return next-token log-probabilities [B, V]."""
+
+    def advance(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Append one token per sequence; return the next log-probabilities [B, V]."""
+
+
+class RNNStepper:
+    def __init__(self, model: RNNLM, device: torch.device | str = "cpu") -> None:
+        self.model = model.eval()
+        self.device = device
+        self.vocab_size = model.config.vocab_size
+        self.hidden = None
+
+    @torch.no_grad()
+    def start(self, contexts: list[list[int]]) -> torch.Tensor:
+        length = len(contexts[0])
+        if any(len(c) != length for c in contexts):
+            raise ValueError("RNNStepper.start needs contexts of one length")
+        ids = torch.tensor(contexts, dtype=torch.long, device=self.device)
+        self.hidden = self.model.init_hidden(len(contexts), self.device)
+        logits, self.hidden = self.model(ids, self.hidden)
+        return torch.log_softmax(logits[:, -1].float(), dim=-1)
+
+    @torch.no_grad()
+    def advance(self, tokens: torch.Tensor) -> torch.Tensor:
+        logits, self.hidden = self.model(tokens.view(-1, 1).to(self.device), self.hidden)
+        return torch.log_softmax(logits[:, -1].float(), dim=-1)
+
+
+def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None,
+                        num: int, max_tokens: int) -> None:
+    if math.isnan(temperature) or temperature < 0:
+        raise LMError(f"--temperature must be ≥ 0 (0 is greedy), not {temperature}")
+    if top_k is not None and top_k < 1:
+        raise LMError(f"--top-k must be at least 1, not {top_k}")
+    if top_p is not None and (math.isnan(top_p) or not 0 < top_p <= 1):
+        raise LMError(f"--top-p must be in (0, 1], not {top_p}")
+    if num < 1:
+        raise LMError(f"--num must be at least 1, not {num}")
+    if max_tokens < 1:
+        raise LMError(f"--max-tokens must be at least 1, not {max_tokens}")
+
+
+def choose(logprobs: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None,
+           generator: torch.Generator) -> torch.Tensor:
+    """One token per row: argmax at temperature 0, else a draw from the truncated distribution."""
+    if temperature == 0:
+        return logprobs.argmax(dim=-1)
+    scores = logprobs / temperature
+    if top_k is not None and top_k < scores.shape[-1]:
+        kth = torch.topk(scores, top_k, dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, -math.inf)
+    if top_p is not None and top_p < 1:
+        sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
+        cumulative = torch.softmax(sorted_scores, dim=-1).cumsum(dim=-1)
+        drop = cumulative - torch.softmax(sorted_scores, dim=-1) >= top_p  # keep the first past p
+        sorted_scores = sorted_scores.masked_fill(drop, -math.inf)
+        scores = torch.full_like(scores, -math.inf).scatter(-1, order, sorted_scores)
+    probs = torch.softmax(scores, dim=-1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).view(-1).to(logprobs.device)
+
+
+def generate(stepper: Stepper, prime: list[int], num: int = 1, max_tokens: int = 200,
+             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+             seed: int = 0) -> list[list[int]]:
+    """Token ids generated after ``<eos> + prime`` for ``num`` samples, up to their ``<eos>``."""
+    check_sampling_args(temperature, top_k, top_p, num, max_tokens)
+    generator = torch.Generator().manual_seed(seed)
+    logprobs = stepper.start([[EOS_ID, *prime]] * num)
+    outputs: list[list[int]] = [[] for _ in range(num)]
+    finished = torch.zeros(num, dtype=torch.bool)
+    for _ in range(max_tokens):
+        tokens = choose(logprobs, temperature, top_k, top_p, generator).cpu()
+        for row in range(num):
+            if not finished[row]:
+                if int(tokens[row]) == EOS_ID:
+                    finished[row] = True
+                else:
+                    outputs[row].append(int(tokens[row]))
+        if bool(finished.all()):
+            break
+        logprobs = stepper.advance(tokens)
+    return outputs

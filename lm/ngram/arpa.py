@@ -1,0 +1,282 @@
+"""ARPA text format: export for KenLM/SRILM tools, import of models built elsewhere.
+
+Why: ARPA is the interchange format every n-gram tool reads, so writing it lets
+KenLM's ``build_binary``/``query`` (or ``kenlm.Model``) check and serve our
+models, and reading it lets the toolkit score with a model built by ``lmplz``.
+
+Layout written (as lmplz): ``\\data\\`` counts, then per order lines
+``log10prob<TAB>w1 w2 ..<TAB>log10backoff`` (no backoff column at the highest
+order), ``\\end\\``. Values are float32 printed with the shortest decimal that
+reads back to the same float32, so write -> read is lossless. Every vocabulary
+id is written as a unigram (ids unseen in training carry their interpolated
+probability), so the file needs no out-of-vocabulary convention for our own
+vocabulary.
+
+Import conventions: ``<s>`` is the sentence start, ``</s>`` the eos id, ``<unk>``
+id 0. ARPA words missing from the vocabulary raise ``NgramError`` unless
+``drop_unknown=True``, which drops every n-gram that contains one (the file's
+probabilities then no longer sum to one over our vocabulary, which a foreign
+model does not in general anyway). Vocabulary ids missing from the ARPA get
+the ``<unk>`` unigram probability with no backoff, which is how KenLM scores
+words it does not know. N-grams whose prefix is absent (invalid ARPA) raise.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .counting import lookup_keys
+from .errors import NgramError
+
+if TYPE_CHECKING:
+    from .model import NgramModel
+
+_NGRAM_COUNT = re.compile(r"^ngram\s+(\d+)\s*=\s*(\d+)\s*$")
+_SECTION_ANYWHERE = re.compile(r"^\\(\d+)-grams:[ \t\r]*$", re.MULTILINE)
+
+
+def _float_strings(values: np.ndarray) -> list[str]:
+    """Shortest round-trip decimal strings of float32 values (``-0`` written as ``0``)."""
+    vals = np.where(values == 0, np.float32(0), values).astype(np.float32)
+    return [s[:-2] if s.endswith(".0") else s for s in vals.astype(str).tolist()]
+
+
+def _token_names(id_to_token: list[str], vocab_size: int, eos_id: int) -> list[str]:
+    """ARPA spelling of ids ``0..V`` (``V`` = ``<s>``), checked for ARPA-safety."""
+    if len(id_to_token) < vocab_size:
+        raise NgramError(
+            f"id_to_token has {len(id_to_token)} entries but the model has "
+            f"vocab_size={vocab_size}; "
+            "pass the tokenizer's full id-to-token list"
+        )
+    names = [str(t) for t in id_to_token[:vocab_size]]
+    names[0] = "<unk>"
+    names[eos_id] = "</s>"
+    names.append("<s>")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not name or any(c.isspace() for c in name):
+            raise NgramError(
+                f"token {i} ({name!r}) is empty or contains whitespace; "
+                "ARPA words must be non-blank"
+            )
+        if name in seen:
+            raise NgramError(
+                f"tokens {seen[name]} and {i} are both written as {name!r}; "
+                "rename one (<unk>, </s>, <s> are reserved)"
+            )
+        seen[name] = i
+    return names
+
+
+def write_arpa(model: NgramModel, path: Path, id_to_token: list[str]) -> None:
+    """Write ``model`` as an ARPA file at ``path``."""
+    base = model.vocab_size + 1
+    names = _token_names(id_to_token, model.vocab_size, model.eos_id)
+    counts = model.num_ngrams
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
+        out.write("\\data\\\n")
+        for k, n in enumerate(counts, start=1):
+            out.write(f"ngram {k}={n}\n")
+        strings: list[str] = names
+        for k in range(1, model.order + 1):
+            if k > 1:
+                keys = model.keys[k - 2]
+                parent = (keys // base).tolist()
+                word = (keys % base).tolist()
+                strings = [f"{strings[p]} {names[w]}" for p, w in zip(parent, word, strict=True)]
+            probs = _float_strings(model.log10_probs[k - 1])
+            out.write(f"\n\\{k}-grams:\n")
+            if k < model.order:
+                backoffs = _float_strings(model.log10_backoffs[k - 1])
+                lines = [
+                    f"{p}\t{s}\t{b}\n" for p, s, b in zip(probs, strings, backoffs, strict=True)
+                ]
+            else:
+                lines = [f"{p}\t{s}\n" for p, s in zip(probs, strings, strict=True)]
+            out.writelines(lines)
+            del lines
+        out.write("\n\\end\\\n")
+
+
+def _read_sections(path: Path) -> tuple[list[int], dict[int, str]]:
+    """Split an ARPA file into the header counts and the raw text of each order."""
+    text = Path(path).read_text(encoding="utf-8")
+    data_at = text.find("\\data\\")
+    if data_at < 0:
+        raise NgramError(f"{path}: no \\data\\ header; pass an ARPA file")
+    marks = list(_SECTION_ANYWHERE.finditer(text, data_at))
+    header_end = marks[0].start() if marks else len(text)
+    counts: dict[int, int] = {}
+    for line in text[data_at:header_end].splitlines()[1:]:
+        m = _NGRAM_COUNT.match(line.strip())
+        if m:
+            counts[int(m.group(1))] = int(m.group(2))
+    if not counts:
+        raise NgramError(f"{path}: no 'ngram k=n' lines in the \\data\\ header; pass an ARPA file")
+    order = max(counts)
+    if sorted(counts) != list(range(1, order + 1)):
+        raise NgramError(
+            f"{path}: header orders {sorted(counts)} are not 1..{order}; the ARPA file is malformed"
+        )
+    end_at = text.find("\\end\\", header_end)
+    if end_at < 0:
+        raise NgramError(f"{path}: no \\end\\ line; the ARPA file is truncated")
+    sections: dict[int, str] = {}
+    for i, m in enumerate(marks):
+        body_end = marks[i + 1].start() if i + 1 < len(marks) else end_at
+        sections[int(m.group(1))] = text[m.end() : min(body_end, end_at)]
+    return [counts[k] for k in range(1, order + 1)], sections
+
+
+def _floats(tokens: list[str]) -> np.ndarray:
+    return np.fromiter(map(float, tokens), dtype=np.float64, count=len(tokens)).astype(np.float32)
+
+
+def _parse_section(
+    body: str, n: int, k: int, wmap: dict[str, int], has_backoff: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Parse one order's text into (log10 probs, log10 backoffs, word ids [n, k], unknown words).
+
+    Fast path: every line has the same number of fields, so the whole section
+    is one ``split``; otherwise (backoff present on some lines only, as SRILM
+    writes) lines are parsed one by one.
+    """
+    tokens = body.split()
+    if has_backoff and len(tokens) == n * (k + 2):
+        width = k + 2
+    elif len(tokens) == n * (k + 1):
+        width = k + 1
+    else:
+        width = 0
+    if width:
+        probs = _floats(tokens[0::width])
+        backoffs = (
+            _floats(tokens[k + 1 :: width]) if width == k + 2 else np.zeros(n, dtype=np.float32)
+        )
+        word_cols = [tokens[1 + j :: width] for j in range(k)]
+    else:
+        lines = [line for line in body.splitlines() if line.strip()]
+        if len(lines) != n:
+            raise NgramError(
+                f"ARPA header says {n} {k}-grams but found {len(lines)}; "
+                "the file is truncated or malformed"
+            )
+        probs = np.empty(n, dtype=np.float32)
+        backoffs = np.zeros(n, dtype=np.float32)
+        word_cols = [[] for _ in range(k)]
+        for i, line in enumerate(lines):
+            parts = line.split()
+            if len(parts) not in (k + 1, k + 2):
+                raise NgramError(
+                    f"ARPA {k}-gram line {line!r} has {len(parts)} fields; "
+                    f"expected {k + 1} or {k + 2}"
+                )
+            probs[i] = float(parts[0])
+            if len(parts) == k + 2:
+                backoffs[i] = float(parts[k + 1])
+            for j in range(k):
+                word_cols[j].append(parts[1 + j])
+    words = np.empty((n, k), dtype=np.int64)
+    unknown: set[str] = set()
+    for j, col in enumerate(word_cols):
+        try:
+            words[:, j] = np.fromiter(map(wmap.__getitem__, col), dtype=np.int64, count=n)
+        except KeyError:
+            words[:, j] = [wmap.get(t, -1) for t in col]
+            unknown.update(t for t in col if t not in wmap)
+    return probs, backoffs, words, sorted(unknown)
+
+
+def read_arpa(
+    path: Path, token_to_id: dict[str, int], *, eos_id: int = 1, drop_unknown: bool = False
+) -> dict[str, Any]:
+    """Read an ARPA file into the keyword arguments of ``NgramModel``."""
+    if not token_to_id:
+        raise NgramError("token_to_id is empty; pass the tokenizer's token-to-id mapping")
+    vocab_size = max(max(token_to_id.values()), eos_id) + 1
+    bos = vocab_size
+    base = vocab_size + 1
+    wmap = {tok: i for tok, i in token_to_id.items() if tok not in ("<s>", "</s>", "<unk>")}
+    wmap.update({"<s>": bos, "</s>": eos_id, "<unk>": 0})
+    header, sections = _read_sections(path)
+    order = len(header)
+
+    keys: list[np.ndarray] = []
+    log10_probs: list[np.ndarray] = []
+    log10_backoffs: list[np.ndarray] = []
+    for k in range(1, order + 1):
+        probs, backoffs, words, unknown = _parse_section(
+            sections.get(k, ""), header[k - 1], k, wmap, k < order
+        )
+        if unknown:
+            if not drop_unknown:
+                shown = ", ".join(repr(w) for w in unknown[:5])
+                raise NgramError(
+                    f"{path}: ARPA words not in the vocabulary ({shown}...); "
+                    "pass the matching tokenizer vocabulary or drop_unknown=True"
+                )
+            keep = (words >= 0).all(axis=1)
+            probs, backoffs, words = probs[keep], backoffs[keep], words[keep]
+        if k == 1:
+            ids = words[:, 0]
+            if np.unique(ids).size != ids.size:
+                raise NgramError(
+                    f"{path}: two ARPA unigrams map to the same id; "
+                    "check token_to_id for duplicates"
+                )
+            present = np.zeros(base, dtype=bool)
+            present[ids] = True
+            unk_rows = np.flatnonzero(ids == 0)
+            missing = ~present[:vocab_size]
+            if missing.any() and unk_rows.size == 0:
+                first = int(np.flatnonzero(missing)[0])
+                raise NgramError(
+                    f"{path}: vocabulary id {first} has no ARPA unigram and the ARPA has no <unk>; "
+                    "pass a vocabulary matching the ARPA or an ARPA with <unk>"
+                )
+            unk_prob = probs[unk_rows[0]] if unk_rows.size else np.float32(0)
+            table_p = np.full(base, unk_prob, dtype=np.float32)
+            table_b = np.zeros(base, dtype=np.float32)
+            table_p[bos] = 0.0
+            table_p[ids] = probs
+            table_b[ids] = backoffs
+            log10_probs.append(table_p)
+            if k < order:
+                log10_backoffs.append(table_b)
+            continue
+        parent = words[:, 0]
+        for t in range(1, k - 1):
+            parent = lookup_keys(keys[t - 1], parent * base + words[:, t])
+        if (parent < 0).any():
+            bad = int(np.flatnonzero(parent < 0)[0])
+            raise NgramError(
+                f"{path}: a {k}-gram (row {bad}) has no {k - 1}-gram prefix entry; "
+                "the ARPA is invalid (rebuild it)"
+            )
+        key = parent * base + words[:, k - 1]
+        perm = np.argsort(key, kind="stable")
+        key = key[perm]
+        if key.size > 1 and (key[1:] == key[:-1]).any():
+            raise NgramError(
+                f"{path}: duplicate {k}-grams after mapping to ids; "
+                "check token_to_id for duplicates"
+            )
+        keys.append(key)
+        log10_probs.append(probs[perm])
+        if k < order:
+            log10_backoffs.append(backoffs[perm])
+    return {
+        "order": order,
+        "vocab_size": vocab_size,
+        "eos_id": eos_id,
+        "keys": keys,
+        "log10_probs": log10_probs,
+        "log10_backoffs": log10_backoffs,
+        "discounts": None,
+        "fallback_orders": (),
+    }

@@ -1,0 +1,124 @@
+"""Resumable training state without pickle: tensors in safetensors, the rest in JSON.
+
+A checkpoint is a folder written beside the previous one and swapped in with renames, so a
+kill at any moment leaves either the old or the new checkpoint whole. It holds the weights,
+the optimizer's tensors, the carried hidden state, the RNG states and a JSON record of the
+step, the scheduler and the history: everything needed to continue bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from lm.errors import LMError
+
+STATE = "state.json"
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, dict[str, Any]] = {}
+    for index, slots in state["state"].items():
+        for key, value in slots.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                plain.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "plain": plain}
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        index, slot = key.split(".", 1)
+        state.setdefault(int(index), {})[slot] = value
+    for index, slots in meta["plain"].items():
+        state.setdefault(int(index), {}).update(slots)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    hidden: torch.Tensor | tuple[torch.Tensor, ...],
+    record: dict[str, Any],
+) -> None:
+    """Write a complete checkpoint to ``folder`` atomically."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(_untie(weights), str(tmp / "model.safetensors"))
+    opt_tensors, opt_meta = _optimizer_tensors(optimizer)
+    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+    hidden_parts = hidden if isinstance(hidden, tuple) else (hidden,)
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()
+    save_file(
+        {**{f"hidden.{i}": h.detach().cpu().contiguous() for i, h in enumerate(hidden_parts)},
+         **{f"rng.{k}": v for k, v in rng.items()}},
+        str(tmp / "runtime.safetensors"),
+    )
+    with open(tmp / STATE, "w") as handle:
+        json.dump({**record, "optimizer": opt_meta}, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.rename(folder, old)
+    os.rename(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _untie(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    seen: dict[int, str] = {}
+    out = {}
+    for key, value in weights.items():
+        ptr = value.data_ptr()
+        out[key] = value.clone() if ptr in seen else value
+        seen[ptr] = key
+    return out
+
+
+def find_checkpoint(folder: Path) -> Path | None:
+    """The intact checkpoint, also when a kill fell between the two renames."""
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / STATE).is_file():
+            return candidate
+    return None
+
+
+def load_checkpoint(
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+) -> tuple[dict[str, Any], torch.Tensor | tuple[torch.Tensor, ...]]:
+    """Restore model, optimizer and RNG; return the JSON record and the hidden state."""
+    try:
+        record = json.loads((folder / STATE).read_text())
+        weights = load_file(str(folder / "model.safetensors"), device=str(device))
+        opt_tensors = load_file(str(folder / "optimizer.safetensors"), device=str(device))
+        runtime = load_file(str(folder / "runtime.safetensors"))
+    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        raise LMError(f"the checkpoint in {folder} is damaged ({exc}): "
+                      "start again without --resume") from None
+    model.load_state_dict(weights, strict=True)
+    _restore_optimizer(optimizer, opt_tensors, record.pop("optimizer"))
+    torch.set_rng_state(runtime["rng.torch"])
+    if "rng.cuda" in runtime and torch.cuda.is_available():
+        torch.cuda.set_rng_state(runtime["rng.cuda"])
+    parts = [runtime[k].to(device) for k in sorted(runtime) if k.startswith("hidden.")]
+    hidden = tuple(parts) if len(parts) > 1 else parts[0]
+    return record, hidden
