@@ -55,7 +55,7 @@ class Evaluation:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(self.nats_per_token)
+        return math.exp(self.nats_per_token) if self.nats_per_token < 700 else math.inf
 
     @property
     def bits_per_char(self) -> float | None:

@@ -146,5 +146,6 @@ def score(store: Store, ref: str, split: str = "test", file: Path | None = None,
     result.update(evaluation.summary())
     if per_token:
         vocab = vocabulary(tokenizer)
-        result["per_token"] = [(vocab[int(t)], float(-lp / LN2)) for t, lp in zip(ids, logprobs)]
+        result["per_token"] = [(vocab[int(t)], float(-lp / LN2))
+                               for t, lp in zip(ids, logprobs, strict=True)]
     return result

@@ -147,8 +147,11 @@ def estimate(
     """Estimate an interpolated modified Kneser-Ney model like ``lmplz -o order``.
 
     ``train_ids`` is the token stream, every sentence closed by ``eos_id`` (a
-    trailing unclosed sentence is closed for you). No pruning. ``vocab_pad``:
-    see the module docstring (0 = uniform over exactly ``vocab_size`` ids).
+    trailing unclosed sentence is closed for you). No pruning.
+    ``discount_fallback`` replaces the discounts of any order where the closed
+    form is undefined or out of range (lmplz ``--discount_fallback``); ``None``
+    raises ``NgramError`` there instead. ``vocab_pad``: see the module docstring
+    (0 = uniform over exactly ``vocab_size`` ids).
     """
     ids = validate_ids(train_ids, vocab_size, eos_id)
     if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:
@@ -158,11 +161,17 @@ def estimate(
         raise NgramError("training data is empty; pass a non-empty array of token ids")
     if ids[-1] != eos_id:
         ids = np.append(ids, eos_id)
-    if discount_fallback is not None and len(discount_fallback) != 3:
+    if discount_fallback is not None and (
+        len(discount_fallback) != 3
+        or not all(0.0 <= float(d) <= j for j, d in enumerate(discount_fallback, start=1))
+    ):
         raise NgramError(
-            f"discount_fallback needs 3 values (D1, D2, D3+), got {discount_fallback!r}; "
+            "discount_fallback must be (D1, D2, D3+) with 0 <= Dj <= j, "
+            f"got {discount_fallback!r}; "
             "pass e.g. (0.5, 1.0, 1.5)"
         )
+    if not isinstance(vocab_pad, (int, np.integer)) or vocab_pad < 0:
+        raise NgramError(f"vocab_pad must be an integer >= 0, got {vocab_pad!r}; pass 0 for none")
 
     counts = count_ngrams(ids, vocab_size, order, eos_id)
     discounts: list[Discounts] = []

@@ -29,7 +29,9 @@ def steps_per_epoch(rows: torch.Tensor, bptt: int) -> int:
     return -(-(rows.shape[1] - 1) // bptt)
 
 
-def get_batch(rows: torch.Tensor, step_in_epoch: int, bptt: int) -> tuple[torch.Tensor, torch.Tensor]:
+def get_batch(
+    rows: torch.Tensor, step_in_epoch: int, bptt: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets [B, T] for one step; the last window of an epoch may be shorter."""
     start = step_in_epoch * bptt
     length = min(bptt, rows.shape[1] - 1 - start)

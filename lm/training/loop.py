@@ -86,7 +86,9 @@ def pick_device(requested: str) -> torch.device:
     try:
         device = torch.device(requested)
     except RuntimeError:
-        raise LMError(f"unknown --device {requested!r}: use auto, cpu, cuda, cuda:N or mps") from None
+        raise LMError(
+            f"unknown --device {requested!r}: use auto, cpu, cuda, cuda:N or mps"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise LMError(f"--device {requested} asked for CUDA, but no CUDA GPU is available: "
                       "use --device cpu or auto")
@@ -127,6 +129,10 @@ def train(store: Store, dataset: Artifact, config: TrainConfig, name: str, resum
     config.check()
     params = asdict(config)
     print_ = fingerprint("model", [dataset], params)
+    # A run may be resumed with a different length or device, not with different learning.
+    how_long = ("epochs", "max_steps", "max_time", "checkpoint_every", "log_every", "device")
+    run_print = fingerprint("run", [dataset], {k: v for k, v in params.items()
+                                               if k not in how_long})
     if not resume and config.max_time is None:
         cached = store.find_cached("model", name, print_)
         if cached is not None:
@@ -166,14 +172,14 @@ def train(store: Store, dataset: Artifact, config: TrainConfig, name: str, resum
     run_dir = store.root / "runs" / name
     state_dir = run_dir / "checkpoint"
     record: dict[str, Any] = {"step": 0, "best_valid": None, "bad_evals": 0, "history": [],
-                              "train_seconds": 0.0, "fingerprint": print_}
+                              "train_seconds": 0.0, "fingerprint": run_print}
     hidden = model.init_hidden(config.batch_size, device)
     found = ckpt.find_checkpoint(state_dir)
     if resume:
         if found is None:
             raise LMError(f"nothing to resume for {name!r} in {run_dir}: run without --resume")
         saved = json.loads((found / ckpt.STATE).read_text())
-        if saved.get("fingerprint") != print_:
+        if saved.get("fingerprint") != run_print:
             raise LMError(f"the checkpoint in {run_dir} was made with other data or settings: "
                           "resume with the same flags, or train without --resume")
         record, hidden = ckpt.load_checkpoint(found, model, optimizer, device)
@@ -189,6 +195,12 @@ def train(store: Store, dataset: Artifact, config: TrainConfig, name: str, resum
     def run_validation(step: int) -> float:
         result = evaluate(model, valid_ids, batch_size=10, device=device)
         ppl = result.perplexity
+        if not math.isfinite(result.nats_per_token):
+            raise LMError(
+                f"the validation loss became NaN/inf at step {step}: lower --lr (now "
+                f"{config.lr}) or set --clip (now {config.clip}); the best checkpoint so far "
+                f"is kept in {run_dir}"
+            )
         improved = record["best_valid"] is None or ppl < record["best_valid"]
         if improved:
             record["best_valid"] = ppl

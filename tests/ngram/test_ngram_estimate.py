@@ -137,3 +137,22 @@ def test_vocab_pad_moves_mass_to_phantom_outcomes() -> None:
     model = estimate(TINY, vocab_size=4, order=2, vocab_pad=5)
     total = np.exp(model.next_logprobs([[]]))[0].sum()
     assert total < 1.0
+
+
+def test_bad_discount_fallback() -> None:
+    with pytest.raises(NgramError, match="discount_fallback"):
+        estimate(TINY, vocab_size=4, order=2, discount_fallback=(1.5, 1.0, 1.5))
+    with pytest.raises(NgramError, match="discount_fallback"):
+        estimate(TINY, vocab_size=4, order=2, discount_fallback=(0.5, 1.0))
+
+
+def test_lmplz_last_ngram_quirk_in_counts_of_counts() -> None:
+    """lmplz tallies its last n-gram (in its sort order) with the raw count.
+
+    Corpus "a z" / "a z": z is the last new word, so "z" is lmplz's last
+    unigram; its adjusted count is 1 (only "a" precedes it) but lmplz's
+    statistics see its raw count 2.
+    """
+    counts = count_ngrams(np.array([2, 3, 1, 2, 3, 1]), vocab_size=4, order=2, eos_id=1)
+    assert counts.adjusted[0][3] == 1
+    assert counts.count_stats[0][1:3].tolist() == [2, 1]  # a, </s> at 1; z at 2

@@ -1,0 +1,81 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lm.evaluation.perplexity import Evaluation, document_logprobs, evaluate, stream_logprobs
+from lm.models import rnn
+
+V = 4
+
+
+def echo_model(a: float = 1.0, b: float = 2.0) -> rnn.RNNLM:
+    """A tiny RNN whose next-token distribution favours repeating the current token.
+
+    Embedding a·I, input weights I, no recurrence, decoder b·I: after reading x the logits are
+    c·onehot(x) with c = b·tanh(a), so p(y | x) = e^c / Z if y == x else 1 / Z, Z = e^c + V - 1.
+    """
+    model = rnn.RNNLM(rnn.ModelConfig(vocab_size=V, cell="rnn-tanh", layers=1, emb_size=V,
+                                      hidden_size=V, dropout=0.0))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.embedding.weight.copy_(a * torch.eye(V))
+        model.rnn.weight_ih_l0.copy_(torch.eye(V))
+        model.decoder.weight.copy_(b * torch.eye(V))
+    return model.eval()
+
+
+def test_perplexity_matches_hand_computation():
+    ids = np.array([2, 2, 3, 1, 3, 3, 1])  # two documents, each closed by <eos> (id 1)
+    c = 2.0 * math.tanh(1.0)
+    log_z = math.log(math.exp(c) + V - 1)
+    # predicted pairs: (eos→2) (2→2) (2→3) (3→eos) (eos→3) (3→3) (3→eos): two repeats
+    total = 2 * (c - log_z) + 5 * (-log_z)
+    expected_ppl = math.exp(-total / 7)
+    for context in ("stream", "document"):
+        result = evaluate(echo_model(), ids, context=context, batch_size=2, characters=7)
+        assert result.tokens == 7
+        assert result.perplexity == pytest.approx(expected_ppl, rel=1e-6)
+        assert result.bits_per_token == pytest.approx(-total / 7 / math.log(2), rel=1e-6)
+        assert result.bits_per_char == pytest.approx(-total / 7 / math.log(2), rel=1e-6)
+
+
+def test_evaluation_summary_counts_oov():
+    result = Evaluation.from_logprobs(np.array([0, 2, 0, 1]), np.log(np.full(4, 0.25)))
+    assert result.oov == 2 and result.perplexity == pytest.approx(4.0)
+
+
+def _random_model(seed: int) -> rnn.RNNLM:
+    torch.manual_seed(seed)
+    return rnn.RNNLM(rnn.ModelConfig(vocab_size=7, cell="lstm", layers=2, emb_size=5,
+                                     hidden_size=6, dropout=0.3)).eval()
+
+
+@settings(max_examples=25, deadline=None)
+@given(docs=st.lists(st.lists(st.integers(0, 6).filter(lambda t: t != 1), max_size=9),
+                     min_size=1, max_size=8),
+       batch_a=st.integers(1, 8), batch_b=st.integers(1, 8))
+def test_document_perplexity_is_invariant_to_batch_size(docs, batch_a, batch_b):
+    ids = np.array([t for doc in docs for t in [*doc, 1]])
+    model = _random_model(0)
+    a = document_logprobs(model, ids, batch_size=batch_a)
+    b = document_logprobs(model, ids, batch_size=batch_b)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_stream_with_one_segment_equals_token_by_token():
+    model = _random_model(1)
+    ids = np.array([2, 3, 4, 1, 5, 6, 2, 1, 3, 1])
+    fast = stream_logprobs(model, ids, batch_size=1, bptt=3)
+    hidden = model.init_hidden(1)
+    slow, previous = [], 1
+    with torch.no_grad():
+        for token in ids:
+            logits, hidden = model(torch.tensor([[previous]]), hidden)
+            slow.append(torch.log_softmax(logits[0, -1], -1)[token].item())
+            previous = token
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
