@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from lm.artifacts import Artifact, Store
+from lm.artifacts import Artifact
+from lm.cli_common import announce, err, out, state, store
 from lm.errors import LMError
+from lm.generation.command import sample
+from lm.training.command import train
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -25,13 +27,8 @@ app = typer.Typer(
 )
 artifacts_app = typer.Typer(no_args_is_help=True, help="List and inspect artifacts.")
 app.add_typer(artifacts_app, name="artifacts")
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-_state = {"root": None, "debug": False}
-
-
-def store() -> Store:
-    return Store(_state["root"])
+app.command()(train)
+app.command()(sample)
 
 
 @app.callback()
@@ -40,8 +37,8 @@ def _global(
         None, "--artifacts", help="Artifact store folder (default: $LM_HOME or ./artifacts)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    _state["root"] = artifacts
-    _state["debug"] = debug
+    state["root"] = artifacts
+    state["debug"] = debug
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:
@@ -102,66 +99,7 @@ def prepare(
 
 
 def _announce(artifact: Artifact, reused: bool) -> None:
-    if reused:
-        out.print(f"reusing {artifact.ref}: same inputs and parameters")
-    else:
-        out.print(f"wrote {artifact.ref}")
-
-
-# ------------------------------------------------------------------------------------ train
-@app.command()
-def train(
-    dataset: str = typer.Argument(..., help="Dataset artifact (NAME, NAME@v2, ...)."),
-    name: str | None = typer.Option(None, help="Model name (default: the dataset's)."),
-    cell: str = typer.Option("lstm", help="rnn-tanh, rnn-relu, gru or lstm."),
-    layers: int = typer.Option(2, help="Stacked recurrent layers."),
-    emb_size: int = typer.Option(256, help="Embedding size."),
-    hidden_size: int = typer.Option(256, help="Hidden state size."),
-    dropout: float = typer.Option(0.2, help="Dropout on embeddings, between layers and output."),
-    tied: bool = typer.Option(False, help="Tie input and output embeddings."),
-    bptt: int = typer.Option(64, help="Truncated-BPTT length."),
-    batch_size: int = typer.Option(32, help="Parallel rows of the token stream."),
-    optimizer: str = typer.Option("adam", help="adam or sgd."),
-    lr: float = typer.Option(2e-3, help="Learning rate."),
-    lr_decay: float = typer.Option(0.25, help="Multiply the lr by this when validation "
-                                   "does not improve."),
-    weight_decay: float = typer.Option(0.0, help="L2 weight decay."),
-    clip: float = typer.Option(0.25, help="Gradient-norm clipping (0: off)."),
-    epochs: int = typer.Option(10, help="Passes over the training split."),
-    max_steps: int | None = typer.Option(None, help="Stop after this many steps in all."),
-    max_time: float | None = typer.Option(None, help="Stop after this many seconds."),
-    eval_every: int | None = typer.Option(None, help="Validate every N steps "
-                                             "(default: every epoch)."),
-    eval_tokens: int | None = typer.Option(None, help="Validate on the first N tokens only."),
-    checkpoint_every: int = typer.Option(500, help="Write a resumable checkpoint every N steps."),
-    log_every: int = typer.Option(20, help="Read the loss from the device every N steps."),
-    seed: int = typer.Option(0, help="Random seed."),
-    device: str = typer.Option("auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps."),
-    resume: bool = typer.Option(False, help="Continue the run NAME from its checkpoint."),
-    wandb: bool = typer.Option(True, help="Log to wandb (offline unless logged in)."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
-) -> None:
-    """Train an RNN language model on a dataset artifact."""
-    from lm.training.loop import Interrupted, TrainConfig
-    from lm.training.loop import train as run_train
-
-    s = store()
-    data = s.resolve(dataset, "dataset")
-    config = TrainConfig(cell, layers, emb_size, hidden_size, dropout, tied, bptt, batch_size,
-                         optimizer, lr, lr_decay, weight_decay, clip, epochs, max_steps,
-                         max_time, eval_every, eval_tokens, checkpoint_every, log_every, seed,
-                         device)
-    try:
-        artifact, reused = run_train(s, data, config, name or data.name, resume=resume,
-                                     use_wandb=wandb, progress=progress and sys.stderr.isatty(),
-                                     log=out.print)
-    except Interrupted as stop:
-        err.print(f"interrupted: {stop}")
-        raise typer.Exit(130) from None
-    _announce(artifact, reused)
-    m = artifact.metrics
-    out.print(f"best valid perplexity {m['best_valid_ppl']:.2f} at step {m['best_step']} · "
-              f"{m['steps']} steps · {m['train_seconds']:.0f} s · {m['tokens_per_s']:,.0f} tok/s")
+    announce(out, artifact, reused)
 
 
 # ------------------------------------------------------------------------------- perplexity
@@ -202,36 +140,6 @@ def perplexity(
     if per_token:
         for token, bits in result["per_token"]:
             out.print(f"{token!r}\t{bits:.3f}")
-
-
-# ----------------------------------------------------------------------------------- sample
-@app.command()
-def sample(
-    model: str = typer.Argument(..., help="Model or n-gram artifact."),
-    temperature: float = typer.Option(1.0, help="0 is greedy; higher is more adventurous."),
-    top_k: int | None = typer.Option(None, help="Sample among the k likeliest tokens."),
-    top_p: float | None = typer.Option(None, help="Nucleus sampling mass in (0, 1]."),
-    prime: str = typer.Option("", help="Text to begin with (printed and continued)."),
-    num: int = typer.Option(4, help="Samples, generated as one batch."),
-    max_tokens: int = typer.Option(200, help="Stop a sample after this many tokens."),
-    seed: int = typer.Option(0, help="Seed: the same seed gives the same samples."),
-    as_json: bool = typer.Option(False, "--json", help="Print {\"samples\": [...]}."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
-) -> None:
-    """Generate text; each sample starts as a new document and ends at <eos>."""
-    from lm.generation.run import sample_texts
-
-    texts, warnings = sample_texts(store(), model, temperature=temperature, top_k=top_k,
-                                   top_p=top_p, prime=prime, num=num, max_tokens=max_tokens,
-                                   seed=seed, device=device)
-    for warning in warnings:
-        err.print(f"warning: {warning}")
-    if as_json:
-        print(json.dumps({"samples": texts}, ensure_ascii=False))
-        return
-    for index, sample_text in enumerate(texts, 1):
-        out.print(f"[bold]── {index} ──[/bold]")
-        out.print(sample_text, markup=False)
 
 
 # -------------------------------------------------------------------------------- artifacts
@@ -282,7 +190,7 @@ def run(
 
 
 def _invoke(argv: list[str]) -> None:
-    args = [*(["--artifacts", str(_state["root"])] if _state["root"] else []), *argv]
+    args = [*(["--artifacts", str(state["root"])] if state["root"] else []), *argv]
     try:
         app(args, standalone_mode=False)
     except typer.Exit as stop:
