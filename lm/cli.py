@@ -142,6 +142,56 @@ def perplexity(
             out.print(f"{token!r}\t{bits:.3f}")
 
 
+# ------------------------------------------------------------------------------------ ngram
+@app.command()
+def ngram(
+    dataset: str = typer.Argument(..., help="Dataset artifact to count (its train split)."),
+    order: int = typer.Option(5, help="n-gram order (1 and up)."),
+    name: str | None = typer.Option(None, help="Artifact name (default: DATASET-ORDERgram)."),
+    from_arpa: Path | None = typer.Option(None, help="Import this ARPA file instead of "
+                                             "estimating (e.g. from KenLM)."),
+    arpa: bool = typer.Option(True, help="Also write model.arpa into the artifact."),
+) -> None:
+    """An interpolated modified Kneser-Ney n-gram model on the dataset's tokens."""
+    from lm.ngram.stage import build_ngram
+
+    s = store()
+    data = s.resolve(dataset, "dataset")
+    default = f"{data.name}-{'arpa' if from_arpa else f'{order}gram'}"
+    artifact, reused = build_ngram(s, data, order, name or default, from_arpa, arpa)
+    _announce(artifact, reused)
+    m = artifact.metrics
+    out.print(f"order {m['order']} · n-grams per order {m['ngrams']} · built in "
+              f"{m['build_seconds']:.2f} s")
+    for split in ("valid", "test"):
+        if f"{split}_perplexity" in m:
+            out.print(f"{split} perplexity {m[f'{split}_perplexity']:.3f}")
+
+
+# ---------------------------------------------------------------------------------- compare
+@app.command()
+def compare(
+    refs: list[str] = typer.Argument(..., help="Models and n-grams to compare."),
+    split: str = typer.Option("test", help="Split of their dataset."),
+    name: str = typer.Option("comparison", help="Artifact name for the comparison."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+) -> None:
+    """Perplexity, bits/token and bits/char of several models on the same split."""
+    from lm.evaluation.compare import compare as run_compare
+
+    artifact, rows = run_compare(store(), refs, split, name, device)
+    table = Table("model", "kind", "tokens", "perplexity", "bits/token", "bits/char",
+                  title=f"{split} split")
+    for row in rows:
+        bpc = row["bits_per_char"]
+        table.add_row(row["ref"], row["kind"], f"{row['tokens']:,}", f"{row['perplexity']:.2f}",
+                      f"{row['bits_per_token']:.4f}", f"{bpc:.4f}" if bpc else "-")
+    out.print(table)
+    if not artifact.metrics["same_tokens"]:
+        err.print("warning: these models were scored on different datasets; compare bits/char")
+    out.print(f"wrote {artifact.ref} (comparison.json, comparison.png)")
+
+
 # -------------------------------------------------------------------------------- artifacts
 @artifacts_app.command("list")
 def artifacts_list(kind: str | None = typer.Argument(None, help="Only this kind.")) -> None:

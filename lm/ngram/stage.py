@@ -1,0 +1,72 @@
+"""The ``ngram`` stage: a Kneser-Ney model from a dataset artifact, as an ``ngram`` artifact.
+
+The artifact holds the model in ARPA (``model.arpa``, the lingua franca other tools read),
+the fast-loading binary form (``ngram.npz`` + ``ngram.json``) and the dataset's
+``tokenizer.json``, so it is measured and sampled exactly like an RNN on the same tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lm.artifacts import Artifact, Store, fingerprint
+from lm.data.prepare import load_split
+from lm.errors import LMError
+from lm.evaluation.perplexity import Evaluation
+from lm.ngram.estimate import estimate
+from lm.ngram.model import NgramModel
+from lm.tokenization import EOS_ID, load_tokenizer, vocabulary
+
+
+def build_ngram(store: Store, dataset: Artifact, order: int, name: str,
+                from_arpa: Path | None = None, write_arpa: bool = True) -> tuple[Artifact, bool]:
+    """Estimate (or import) an n-gram model; returns (artifact, reused)."""
+    if order < 1:
+        raise LMError(f"--order must be at least 1, not {order}")
+    params = {"order": order, "smoothing": "interpolated modified Kneser-Ney",
+              "discount_fallback": [0.5, 1.0, 1.5], "write_arpa": write_arpa}
+    if from_arpa is not None:
+        if not from_arpa.is_file():
+            raise LMError(f"no such ARPA file: {from_arpa}: check the path")
+        from lm.data.prepare import source_identity
+
+        params = {"from_arpa": str(from_arpa), "arpa_hash": source_identity(str(from_arpa))}
+    cached = store.find_cached("ngram", name, fingerprint("ngram", [dataset], params))
+    if cached is not None:
+        return cached, True
+
+    tokenizer = load_tokenizer(dataset.file("tokenizer.json"))
+    vocab = vocabulary(tokenizer)
+    started = time.perf_counter()
+    if from_arpa is not None:
+        token_to_id = {token: i for i, token in enumerate(vocab)}
+        token_to_id["</s>"] = EOS_ID
+        try:
+            model = NgramModel.from_arpa(from_arpa, token_to_id)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise LMError(f"cannot import {from_arpa}: {exc}") from None
+    else:
+        model = estimate(np.asarray(load_split(dataset, "train")), len(vocab), order)
+    seconds = time.perf_counter() - started
+
+    with store.create("ngram", name, [dataset], params) as pending:
+        model.save(pending.path)
+        if write_arpa:
+            model.write_arpa(pending.path / "model.arpa", vocab)
+        (pending.path / "tokenizer.json").write_bytes(dataset.file("tokenizer.json").read_bytes())
+        metrics: dict = {"order": model.order, "ngrams": [int(n) for n in model.num_ngrams],
+                         "build_seconds": seconds,
+                         "fallback_orders": list(model.fallback_orders)}
+        if model.discounts is not None:
+            metrics["discounts"] = [list(map(float, d)) for d in model.discounts]
+        for split in ("valid", "test"):
+            ids = np.asarray(load_split(dataset, split))
+            if len(ids):
+                metrics[f"{split}_perplexity"] = Evaluation.from_logprobs(
+                    ids, model.logprobs(ids)).perplexity
+        pending.metrics = metrics
+        pending.extra["level"] = dataset.manifest.get("level")
+    return store.resolve(pending.extra["ref"], "ngram"), False
