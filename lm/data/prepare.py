@@ -12,15 +12,17 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import numpy as np
 import pyarrow.compute as pc
 
 from lm.artifacts import Artifact, Store, fingerprint
 from lm.data.sources import SPLITS, load_source
 from lm.errors import LMError
+
+if TYPE_CHECKING:
+    import datasets
 from lm.tokenization import UNK_ID, encode_documents, train_tokenizer, vocabulary
 
 
@@ -56,6 +58,8 @@ def source_identity(source: str) -> str:
 
 def prepare(store: Store, config: PrepareConfig, name: str) -> tuple[Artifact, bool]:
     """Run the stage, or reuse an identical earlier version. Returns (artifact, reused)."""
+    import datasets
+
     _check(config)
     params: dict[str, Any] = {
         k: v for k, v in vars(config).items() if k not in ("num_proc",)
@@ -121,6 +125,8 @@ def _check(config: PrepareConfig) -> None:
 
 def make_splits(loaded: datasets.DatasetDict, config: PrepareConfig) -> datasets.DatasetDict:
     """Keep the source's own splits; otherwise divide documents by the seeded ratios."""
+    import datasets
+
     if "all" not in loaded:
         result = dict(loaded)
         for split in SPLITS:

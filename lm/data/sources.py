@@ -10,10 +10,12 @@ a ``.jsonl``/``.json``/``.parquet``/``.csv`` file with a text field, a built-in
 from __future__ import annotations
 
 from pathlib import Path
-
-import datasets
+from typing import TYPE_CHECKING
 
 from lm.errors import LMError
+
+if TYPE_CHECKING:
+    import datasets
 
 SPLITS = ("train", "valid", "test")
 _SPLIT_ALIASES = {"validation": "valid", "dev": "valid"}
@@ -24,6 +26,8 @@ def load_source(
     source: str, doc_sep: str = "line", text_field: str = "text", num_proc: int | None = None
 ) -> datasets.DatasetDict:
     """Load a source into splits of documents (column ``text``)."""
+    import datasets
+
     datasets.disable_progress_bars()
     if doc_sep not in ("line", "blank", "file"):
         raise LMError(f"--doc-sep must be line, blank or file, not {doc_sep!r}")
@@ -44,9 +48,14 @@ def load_source(
 
 
 def _chinese_poetry(spec: str) -> datasets.DatasetDict:
-    from lm.data.chinese_poetry import iter_poems
+    import datasets
+
+    from lm.data.chinese_poetry import CORPORA, iter_poems
 
     name, _, qualifier = spec.partition("/")
+    if name not in CORPORA:
+        raise LMError(f"unknown corpus chinese-poetry:{name}: choose one of "
+                      + ", ".join(f"chinese-poetry:{n}" for n in CORPORA))
     if qualifier not in ("", "regular"):
         raise LMError(f"unknown qualifier {qualifier!r} in chinese-poetry:{spec}: "
                       "use chinese-poetry:NAME or chinese-poetry:NAME/regular")
@@ -73,6 +82,8 @@ def _check_text_file(path: Path) -> None:
 
 
 def _text_files(paths: list[Path], doc_sep: str) -> datasets.Dataset:
+    import datasets
+
     sample_by = {"line": "line", "blank": "paragraph", "file": "document"}[doc_sep]
     loaded = datasets.load_dataset(
         "text", data_files=[str(p) for p in paths], sample_by=sample_by, split="train"
@@ -83,6 +94,8 @@ def _text_files(paths: list[Path], doc_sep: str) -> datasets.Dataset:
 
 
 def _split_folder(folder: Path, doc_sep: str) -> datasets.DatasetDict:
+    import datasets
+
     present = {s: folder / f"{s}.txt" for s in SPLITS if (folder / f"{s}.txt").is_file()}
     if "train" not in present:
         raise LMError(
@@ -95,6 +108,8 @@ def _split_folder(folder: Path, doc_sep: str) -> datasets.DatasetDict:
 
 
 def _table_file(path: Path, builder: str, text_field: str) -> datasets.DatasetDict:
+    import datasets
+
     try:
         loaded = datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as exc:  # datasets raises many types for malformed files
@@ -117,6 +132,8 @@ def _text_column(data: datasets.Dataset, text_field: str, where: str) -> dataset
 
 def _hub(repo_id: str, text_field: str, num_proc: int | None) -> datasets.DatasetDict:
     """A Hugging Face Hub dataset; works where the Hub is reachable."""
+    import datasets
+
     try:
         loaded = datasets.load_dataset(repo_id, num_proc=num_proc)
     except Exception as exc:  # offline, unknown id, gated, ...

@@ -1,7 +1,9 @@
 """Generate text from any model that gives next-token log-probabilities.
 
 Every sample starts the way training saw documents start, after an ``<eos>``, then reads the
-optional prime. All samples advance together as one batch. Decoding is greedy at
+optional style text (conditioning only, never printed) and the prime (printed and continued).
+All samples advance together as one batch. The scores first go through the processors (form
+mask, repetition rules: :mod:`lm.generation.processors`); decoding is then greedy at
 temperature 0, otherwise sampled with optional top-k / top-p truncation, from a seeded
 generator so that the same seed gives the same text.
 """
@@ -14,6 +16,7 @@ from typing import Protocol
 import torch
 
 from lm.errors import LMError
+from lm.generation.processors import Processors
 from lm.models.rnn import RNNLM
 from lm.tokenization import EOS_ID
 
@@ -28,6 +31,9 @@ class Stepper(Protocol):
 
     def advance(self, tokens: torch.Tensor) -> torch.Tensor:
         """Append one token per sequence; return the next log-probabilities [B, V]."""
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep (and repeat) these rows of the batch, in this order: beam search reorders."""
 
 
 class RNNStepper:
@@ -51,6 +57,13 @@ class RNNStepper:
     def advance(self, tokens: torch.Tensor) -> torch.Tensor:
         logits, self.hidden = self.model(tokens.view(-1, 1).to(self.device), self.hidden)
         return torch.log_softmax(logits[:, -1].float(), dim=-1)
+
+    def select(self, rows: torch.Tensor) -> None:
+        rows = rows.to(self.device)
+        if isinstance(self.hidden, tuple):
+            self.hidden = tuple(h.index_select(1, rows) for h in self.hidden)
+        else:
+            self.hidden = self.hidden.index_select(1, rows)
 
 
 def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None,
@@ -88,22 +101,40 @@ def choose(logprobs: torch.Tensor, temperature: float, top_k: int | None, top_p:
 
 def generate(stepper: Stepper, prime: list[int], num: int = 1, max_tokens: int = 200,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             seed: int = 0) -> list[list[int]]:
-    """Token ids generated after ``<eos> + prime`` for ``num`` samples, up to their ``<eos>``."""
+             seed: int = 0, style: list[int] | None = None,
+             processors: Processors | None = None) -> list[list[int]]:
+    """Token ids generated after ``<eos> + style + prime`` for ``num`` samples, up to <eos>.
+
+    With a form constraint a sample ends when its form is complete (an ``<eos>`` that only
+    closes a line, in vocabularies without a newline, is kept in the output) and the form,
+    not ``max_tokens``, bounds its length.
+    """
     check_sampling_args(temperature, top_k, top_p, num, max_tokens)
+    processors = processors or Processors()
+    constraint = processors.constraint
+    states = [constraint.initial(prime)] * num if constraint is not None else None
+    limit = constraint.max_tokens if constraint is not None else max_tokens
     generator = torch.Generator().manual_seed(seed)
-    logprobs = stepper.start([[EOS_ID, *prime]] * num)
+    logprobs = stepper.start([[EOS_ID, *(style or []), *prime]] * num)
+    histories = [list(prime) for _ in range(num)]
     outputs: list[list[int]] = [[] for _ in range(num)]
-    finished = torch.zeros(num, dtype=torch.bool)
-    for _ in range(max_tokens):
-        tokens = choose(logprobs, temperature, top_k, top_p, generator).cpu()
+    finished = [False] * num
+    for _ in range(limit):
+        scores = processors(logprobs, histories, states)
+        tokens = choose(scores, temperature, top_k, top_p, generator).cpu()
         for row in range(num):
+            if finished[row]:
+                continue
+            token = int(tokens[row])
+            if states is not None and constraint is not None:
+                states[row] = constraint.step(states[row], token)
+                finished[row] = constraint.done(states[row])
+            else:
+                finished[row] = token == EOS_ID
             if not finished[row]:
-                if int(tokens[row]) == EOS_ID:
-                    finished[row] = True
-                else:
-                    outputs[row].append(int(tokens[row]))
-        if bool(finished.all()):
+                outputs[row].append(token)
+                histories[row].append(token)
+        if all(finished):
             break
         logprobs = stepper.advance(tokens)
     return outputs

@@ -1,0 +1,135 @@
+"""``lm sample --report``: how good a batch of poems is, in numbers.
+
+* ``well_formed_rate`` — share of samples that have the requested form, checked on the text
+  alone (:func:`lm.generation.forms.matches`); without ``--form``, any of wujue, qijue, wulv
+  and qilv;
+* ``rhyme_rate`` — share of samples with at least two 。 whose characters before each 。 share
+  one rhyme group (:mod:`lm.generation.rhyme`); char-level Chinese models only;
+* ``distinct_1``/``distinct_2`` — distinct n-grams over all n-grams (Li et al., 2016), pooled
+  over the samples, of characters (char level) or words, within verse lines (n-grams do not
+  cross punctuation or line breaks);
+* ``logprob_per_char``/``logprob_per_token`` — mean natural-log probability of the samples
+  under the model's own, unconstrained distribution: each sample is rescored as a document
+  (``<eos>`` + prime + text + ``<eos>``, no style text), per character (the closing ``<eos>``
+  counts as one, as in ``lm perplexity``) and per token;
+* ``copy_rate`` — share of the samples' verse lines found verbatim in the training split of
+  the model's dataset (memorisation). A verse line is a run of content characters between
+  punctuation or line breaks (char level) or a text line (word level).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from lm.generation.forms import Form, matches, parse_form, units
+from lm.generation.sampling import Stepper
+from lm.generation.vocab import PERIOD
+from lm.tokenization import EOS_ID, UNK_ID, decode
+
+_RUN = re.compile(r"[^\W_]+")  # letters and digits: content characters
+
+
+def segments(text: str, level: str) -> list[str]:
+    """Verse lines: runs of content characters (char level) or text lines of words."""
+    if level == "char":
+        return _RUN.findall(text)
+    return [" ".join(line.split()) for line in text.split("\n") if line.split()]
+
+
+def distinct_n(texts: Iterable[str], n: int, level: str = "char") -> float | None:
+    """Distinct n-grams / all n-grams, within verse lines, pooled over the texts."""
+    grams: list[tuple[str, ...]] = []
+    for text in texts:
+        for segment in segments(text, level):
+            pieces = units(segment, level)
+            grams.extend(tuple(pieces[i:i + n]) for i in range(len(pieces) - n + 1))
+    return len(set(grams)) / len(grams) if grams else None
+
+
+def rhyme_chars(text: str) -> list[str]:
+    """The character before each 。: the rhyme positions."""
+    return [text[i - 1] for i, ch in enumerate(text) if ch == PERIOD and i > 0]
+
+
+def rhyme_rate(texts: list[str]) -> float | None:
+    from lm.generation.rhyme import rhymes
+
+    return _share(rhymes(rhyme_chars(t)) for t in texts)
+
+
+def well_formed_rate(texts: list[str], form: Form | None, layout: str,
+                     level: str = "char") -> float | None:
+    form = form or parse_form("any")
+    return _share(matches(t, form, layout, level) for t in texts)
+
+
+def copy_rate(texts: list[str], training: set[str], level: str = "char") -> float | None:
+    lines = [s for t in texts for s in segments(t, level)]
+    return sum(s in training for s in lines) / len(lines) if lines else None
+
+
+def _share(flags: Iterable[bool]) -> float | None:
+    values = list(flags)
+    return sum(values) / len(values) if values else None
+
+
+# -- the model's view ----------------------------------------------------------------------
+@torch.no_grad()
+def rescore(stepper: Stepper, sequences: list[list[int]]) -> list[float]:
+    """Natural-log probability of each ``<eos>``-started document, its closing <eos> included."""
+    if not sequences:
+        return []
+    lengths = [len(s) + 1 for s in sequences]
+    width = max(lengths)
+    targets = torch.tensor([s + [EOS_ID] * (width - len(s)) for s in sequences])
+    totals = torch.zeros(len(sequences), dtype=torch.float64)
+    logprobs = stepper.start([[EOS_ID]] * len(sequences))
+    for t in range(width):
+        token = targets[:, t]
+        picked = logprobs.cpu().gather(1, token.view(-1, 1)).view(-1).double()
+        inside = torch.tensor([t < n for n in lengths])
+        totals += torch.where(inside, picked, torch.zeros_like(picked))
+        if t + 1 < width:
+            logprobs = stepper.advance(token)
+    return totals.tolist()
+
+
+def training_segments(ids: np.ndarray, tokens: list[str], level: str,
+                      tokenizer: Tokenizer | None = None) -> set[str]:
+    """Every verse line of a training split, given as token ids."""
+    if level == "bpe" and tokenizer is not None:  # pieces do not join by a separator
+        return set(segments(decode(tokenizer, np.asarray(ids).tolist(), level), level))
+    pieces = np.array(tokens, dtype=object)
+    pieces[EOS_ID], pieces[UNK_ID] = "\n", "\ufffd"
+    text = ("" if level == "char" else " ").join(pieces[np.asarray(ids, dtype=np.int64)])
+    return set(segments(text, level))
+
+
+def build_report(texts: list[str], *, form: Form | None, layout: str, level: str,
+                 logprobs: list[float] | None = None, token_counts: list[int] | None = None,
+                 training: set[str] | None = None) -> dict[str, Any]:
+    """Every measure of a batch of samples, as one JSON-ready mapping."""
+    report: dict[str, Any] = {
+        "samples": len(texts),
+        "form": form.spec if form is not None else "any of wujue/qijue/wulv/qilv",
+        "well_formed_rate": well_formed_rate(texts, form, layout, level),
+        "rhyme_rate": rhyme_rate(texts) if layout == "poem" else None,
+        "distinct_1": distinct_n(texts, 1, level),
+        "distinct_2": distinct_n(texts, 2, level),
+        "logprob_per_char": None,
+        "logprob_per_token": None,
+        "copy_rate": copy_rate(texts, training, level) if training is not None else None,
+        "verse_lines": sum(len(segments(t, level)) for t in texts),
+    }
+    if logprobs is not None:
+        characters = sum(len(t) + 1 for t in texts)
+        report["logprob_per_char"] = sum(logprobs) / characters if characters else None
+        if token_counts is not None:
+            report["logprob_per_token"] = sum(logprobs) / sum(n + 1 for n in token_counts)
+    return report
