@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import typer
+from safetensors import SafetensorError
 from rich.table import Table
 
 from lm.artifacts import Artifact
@@ -241,22 +242,28 @@ def run(
 
 def _invoke(argv: list[str]) -> None:
     args = [*(["--artifacts", str(state["root"])] if state["root"] else []), *argv]
-    try:
-        app(args, standalone_mode=False)
-    except typer.Exit as stop:
-        if stop.exit_code:
-            raise
+    code = app(args, standalone_mode=False)
+    if isinstance(code, int) and code:
+        raise typer.Exit(code)
 
 
 def main() -> None:
     """Entry point: one-line errors, exit 2, no traceback unless --debug."""
     debug = "--debug" in sys.argv or os.environ.get("LM_DEBUG") == "1"
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns a command's Exit code here
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except LMError as exc:
         if debug:
             raise
         err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    except SafetensorError as exc:
+        if debug:
+            raise
+        err.print(f"error: a weights file is not valid safetensors ({exc}); it is damaged or "
+                  "was not written by lm: re-run the stage that made it", markup=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -1,0 +1,5 @@
+"""``python -m lm`` runs the CLI."""
+
+from lm.cli import main
+
+main()

@@ -1,0 +1,56 @@
+"""Property tests over arbitrary input (hypothesis)."""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lm.generation.sampling import RNNStepper, generate
+from lm.models import rnn
+from lm.tokenization import UNK_ID, decode, encode_documents, train_tokenizer
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(train=st.lists(TEXT, min_size=1, max_size=5), probe=TEXT)
+def test_char_tokenizer_round_trip_on_any_unicode(train, probe):
+    tok = train_tokenizer(train, "char")
+    seen = set("".join(train))
+    (ids,) = encode_documents(tok, [probe])
+    assert ids[-1] == 1
+    expected = "".join(ch if ch in seen else "<unk>" for ch in probe)
+    assert decode(tok, ids[:-1], "char") == expected
+    assert (UNK_ID in ids) == any(ch not in seen for ch in probe)
+
+
+@settings(max_examples=30, deadline=None)
+@given(words=st.lists(st.text(alphabet="abcdefgh", min_size=1, max_size=4), min_size=1,
+                      max_size=12))
+def test_word_tokenizer_round_trip(words):
+    tok = train_tokenizer([" ".join(words)], "word")
+    (ids,) = encode_documents(tok, [" ".join(words)])
+    assert UNK_ID not in ids and decode(tok, ids[:-1], "word") == " ".join(words)
+
+
+MODEL = None
+
+
+def _model() -> rnn.RNNLM:
+    global MODEL
+    if MODEL is None:
+        torch.manual_seed(0)
+        MODEL = rnn.RNNLM(rnn.ModelConfig(vocab_size=13, emb_size=8, hidden_size=8, layers=1))
+    return MODEL
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(temperature=st.floats(0, 5), top_k=st.none() | st.integers(1, 20),
+       top_p=st.none() | st.floats(0.01, 1.0), seed=st.integers(0, 2**31),
+       prime=st.lists(st.integers(0, 12), max_size=5))
+def test_sampling_never_leaves_the_vocabulary(temperature, top_k, top_p, seed, prime):
+    out = generate(RNNStepper(_model()), prime, num=3, max_tokens=15, temperature=temperature,
+                   top_k=top_k, top_p=top_p, seed=seed)
+    assert all(0 <= t < 13 and t != 1 for sample in out for t in sample)
+    assert all(len(sample) <= 15 for sample in out)

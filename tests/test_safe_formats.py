@@ -1,0 +1,59 @@
+"""Nothing loads pickles: a crafted checkpoint cannot run code, whatever its manifest says."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+from pathlib import Path
+
+from lm.artifacts import sha256_file
+from tests_support import assert_clean_error
+
+MARKER = Path("/tmp") / "lm-pwned-marker"
+
+
+class Exploit:
+    def __reduce__(self):
+        return (subprocess.call, (["touch", str(MARKER)],))
+
+
+def _forge(artifact_dir: Path, file: str, payload: bytes) -> None:
+    """Replace a file and re-sign the manifest, as an attacker who controls the folder could."""
+    (artifact_dir / file).write_bytes(payload)
+    manifest = json.loads((artifact_dir / "manifest.json").read_text())
+    manifest["files"][file] = {"sha256": sha256_file(artifact_dir / file),
+                               "bytes": len(payload)}
+    (artifact_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_pickled_weights_are_refused_without_running_code(cli, word_corpus):
+    MARKER.unlink(missing_ok=True)
+    cli("prepare", word_corpus, "--level", "word", "--name", "x")
+    cli("train", "x", "--max-steps", "3", "--no-wandb", "--no-progress", "--emb-size", "8",
+        "--hidden-size", "8")
+    model_dir = Path("artifacts/model/x/v1")
+    _forge(model_dir, "model.safetensors", pickle.dumps(Exploit()))
+    for args in (["sample", "x"], ["perplexity", "x"]):
+        assert_clean_error(cli(*args), "not valid safetensors")
+    assert not MARKER.exists()
+
+
+def test_checkpoint_resume_reads_no_pickle(cli, word_corpus):
+    MARKER.unlink(missing_ok=True)
+    cli("prepare", word_corpus, "--level", "word", "--name", "x")
+    args = ["train", "x", "--max-steps", "4", "--checkpoint-every", "2", "--no-wandb",
+            "--no-progress", "--emb-size", "8", "--hidden-size", "8"]
+    cli(*args)
+    state = Path("artifacts/runs/x/checkpoint")
+    (state / "optimizer.safetensors").write_bytes(pickle.dumps(Exploit()))
+    result = cli(*args, "--resume", "--max-steps", "6")
+    assert result.code == 2 and "Traceback" not in result.err
+    assert not MARKER.exists()
+
+
+def test_no_torch_load_in_the_package():
+    root = Path(__file__).resolve().parents[1] / "lm"
+    offenders = [str(p) for p in root.rglob("*.py")
+                 if "torch.load(" in p.read_text() or "pickle.load" in p.read_text()]
+    assert offenders == []
