@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import make_word_corpus
 
 TRAIN = ["--max-steps", "60", "--checkpoint-every", "5", "--eval-every", "20", "--emb-size",
@@ -98,3 +97,18 @@ def test_signal_saves_a_checkpoint_and_exits_cleanly(reference, sig):
     code, _, err = finish(lm(root, "train", "w", "--name", name, "--resume", *TRAIN))
     assert code == 0, err
     assert weights_hash(root, name) == expected
+
+
+def test_two_concurrent_stages_get_distinct_versions(tmp_path):
+    make_word_corpus(tmp_path / "words.txt", lines=300)
+    procs = [lm(tmp_path, "prepare", "words.txt", "--level", "word", "--name", "same",
+                "--seed", str(seed)) for seed in (1, 2)]
+    results = [finish(p) for p in procs]
+    assert all(code == 0 for code, _, _ in results), results
+    from lm.artifacts import Store
+
+    versions = Store(tmp_path / "art").versions("dataset", "same")
+    assert [a.version for a in versions] == [1, 2]
+    assert {a.params["seed"] for a in versions} == {1, 2}
+    for artifact in versions:
+        artifact.verify()

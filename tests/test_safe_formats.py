@@ -7,8 +7,9 @@ import pickle
 import subprocess
 from pathlib import Path
 
-from lm.artifacts import sha256_file
 from tests_support import assert_clean_error
+
+from lm.artifacts import sha256_file
 
 MARKER = Path("/tmp") / "lm-pwned-marker"
 

@@ -21,6 +21,21 @@ from lm.ngram.model import NgramModel
 from lm.tokenization import EOS_ID, load_tokenizer, vocabulary
 
 
+def arpa_names(vocab: list[str]) -> list[str]:
+    """Token spellings for ARPA, where a word may not contain whitespace.
+
+    Character-level vocabularies hold the newline and the space: they are written as
+    ``<U+000A>``-style escapes (any token containing whitespace is escaped character by
+    character), so the file stays standard and an import maps them back.
+    """
+    def name(token: str) -> str:
+        if token and not any(ch.isspace() for ch in token):
+            return token
+        return "".join(f"<U+{ord(ch):04X}>" if ch.isspace() else ch for ch in token)
+
+    return [name(token) for token in vocab]
+
+
 def build_ngram(store: Store, dataset: Artifact, order: int, name: str,
                 from_arpa: Path | None = None, write_arpa: bool = True) -> tuple[Artifact, bool]:
     """Estimate (or import) an n-gram model; returns (artifact, reused)."""
@@ -39,7 +54,7 @@ def build_ngram(store: Store, dataset: Artifact, order: int, name: str,
         return cached, True
 
     tokenizer = load_tokenizer(dataset.file("tokenizer.json"))
-    vocab = vocabulary(tokenizer)
+    vocab = arpa_names(vocabulary(tokenizer))
     started = time.perf_counter()
     if from_arpa is not None:
         token_to_id = {token: i for i, token in enumerate(vocab)}
