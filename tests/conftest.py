@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-WORDS = "the cat sat on a mat dog ran far away and then came back home".split()
-POEM_CHARS = "春夏秋冬山水花月风雨江天人日云白青松"
-
-
-def make_word_corpus(path: Path, lines: int = 600, seed: int = 1) -> Path:
-    rng = random.Random(seed)
-    with open(path, "w", encoding="utf-8") as handle:
-        for _ in range(lines):
-            handle.write(" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 10))) + "\n")
-    return path
-
-
-def make_poem_corpus(path: Path, poems: int = 300, seed: int = 2) -> Path:
-    """Five-character quatrains as blank-line-separated documents."""
-    rng = random.Random(seed)
-    with open(path, "w", encoding="utf-8") as handle:
-        for _ in range(poems):
-            lines = []
-            for _ in range(2):
-                a = "".join(rng.choice(POEM_CHARS) for _ in range(5))
-                b = "".join(rng.choice(POEM_CHARS) for _ in range(5))
-                lines.append(f"{a}，{b}。")
-            handle.write("\n".join(lines) + "\n\n")
-    return path
+from tests_support import make_poem_corpus, make_word_corpus
 
 
 @pytest.fixture(autouse=True)

@@ -138,7 +138,7 @@ BAD_INPUTS = [
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """One store with dataset w, model m and n-gram w-1gram, plus the bad files, made once."""
-    from conftest import make_word_corpus
+    from tests_support import make_word_corpus
 
     from lm.artifacts import Store
     from lm.data.prepare import PrepareConfig, prepare

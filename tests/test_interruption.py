@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_word_corpus
+from tests_support import make_word_corpus
 
 TRAIN = ["--max-steps", "60", "--checkpoint-every", "5", "--eval-every", "20", "--emb-size",
          "32", "--hidden-size", "64", "--batch-size", "4", "--bptt", "12", "--dropout", "0.3",

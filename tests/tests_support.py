@@ -1,4 +1,35 @@
-"""Assertions shared by the CLI suites."""
+"""Helpers shared by the test suites: corpora the tests make, and CLI assertions."""
+
+import random
+from pathlib import Path
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+WORDS = "the cat sat on a mat dog ran far away and then came back home".split()
+POEM_CHARS = "春夏秋冬山水花月风雨江天人日云白青松"
+
+
+def make_word_corpus(path: Path, lines: int = 600, seed: int = 1) -> Path:
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as handle:
+        for _ in range(lines):
+            handle.write(" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 10))) + "\n")
+    return path
+
+
+def make_poem_corpus(path: Path, poems: int = 300, seed: int = 2) -> Path:
+    """Five-character quatrains as blank-line-separated documents."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as handle:
+        for _ in range(poems):
+            lines = []
+            for _ in range(2):
+                a = "".join(rng.choice(POEM_CHARS) for _ in range(5))
+                b = "".join(rng.choice(POEM_CHARS) for _ in range(5))
+                lines.append(f"{a}，{b}。")
+            handle.write("\n".join(lines) + "\n\n")
+    return path
+
+
 
 
 def assert_clean_error(result, message: str) -> None:
