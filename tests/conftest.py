@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 from tests_support import make_poem_corpus, make_word_corpus
+
+torch.set_num_threads(1)  # the suite's tensors are tiny: threads only add contention
 
 
 @pytest.fixture(autouse=True)

@@ -34,10 +34,10 @@ def sample(
                                     "length in characters (words at word level), e.g. 5,5,5,5."),
     acrostic: str | None = typer.Option(None, help="藏头诗: each line begins with the next "
                                         "character (word at word level), e.g. 春夏秋冬."),
-    rhyme: bool = typer.Option(False, "--rhyme", help="Lines closed by 。 end in one rhyme "
-                               "group (中华新韵, from pypinyin)."),
-    level_tone: bool = typer.Option(False, "--level-tone", help="Rhyme positions take level "
-                                    "tone (平声: Mandarin tones 1 and 2)."),
+    rhyme: bool = typer.Option(False, "--rhyme/--no-rhyme", help="Lines closed by 。 end in "
+                               "one rhyme group (中华新韵, from pypinyin)."),
+    level_tone: bool = typer.Option(False, "--level-tone/--no-level-tone", help="Rhyme "
+                                    "positions take level tone (平声: Mandarin tones 1, 2)."),
     beam: int | None = typer.Option(None, help="Beam search with this many beams instead of "
                                     "sampling; returns the best --num (≤ --beam) texts."),
     length_penalty: float = typer.Option(1.0, help="Beam score = log p / length^α; this is α "
@@ -48,10 +48,11 @@ def sample(
                                         "off."),
     script: str | None = typer.Option(None, help="Print in simplified or traditional Chinese "
                                       "(OpenCC), whatever the model was trained on."),
-    report: bool = typer.Option(False, "--report", help="Measure the samples: well-formed and "
-                                "rhyme rates, distinct-1/2, log-prob per character under the "
-                                "model, share of verse lines copied from the training text."),
-    as_json: bool = typer.Option(False, "--json", help="Print {\"samples\": [...]} (and "
+    report: bool = typer.Option(False, "--report/--no-report", help="Measure the samples: "
+                                "well-formed and rhyme rates, distinct-1/2, log-prob per "
+                                "character under the model, share of verse lines copied from "
+                                "the training text."),
+    as_json: bool = typer.Option(False, "--json/--no-json", help="Print {\"samples\": [...]} (and "
                                  "\"report\" with --report)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
 ) -> None:

@@ -83,9 +83,11 @@ def check_sampling_args(temperature: float, top_k: int | None, top_p: float | No
 def choose(logprobs: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None,
            generator: torch.Generator) -> torch.Tensor:
     """One token per row: argmax at temperature 0, else a draw from the truncated distribution."""
-    if temperature == 0:
+    if temperature < 1e-6:  # the T → 0 limit; smaller T underflows float32 anyway
         return logprobs.argmax(dim=-1)
-    scores = logprobs / temperature
+    # Shift the best score to 0 first: a tiny temperature then sends the rest to -inf
+    # instead of sending every score, the best included, past the float range.
+    scores = (logprobs - logprobs.max(dim=-1, keepdim=True).values) / temperature
     if top_k is not None and top_k < scores.shape[-1]:
         kth = torch.topk(scores, top_k, dim=-1).values[:, -1:]
         scores = scores.masked_fill(scores < kth, -math.inf)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from tokenizers import Tokenizer
@@ -79,11 +80,10 @@ class TokenClasses:
                           "use another character or word")
         return token_id
 
-    @property
+    @cached_property
     def index(self) -> dict[str, int]:
-        if not hasattr(self, "_index"):
-            self._index = {t: i for i, t in enumerate(self.tokens)}
-        return self._index
+        """Token → id."""
+        return {t: i for i, t in enumerate(self.tokens)}
 
     def structural(self) -> torch.Tensor:
         """Tokens exempt from repetition rules: everything that is not content."""

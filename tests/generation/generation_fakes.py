@@ -1,0 +1,79 @@
+"""Tiny models for the generation tests: vocabularies and steppers whose answers are known."""
+
+from __future__ import annotations
+
+import torch
+
+from lm.generation.vocab import TokenClasses
+
+# <unk>, <eos>, the corpus' punctuation, a stray mark, then 25 characters of known rhymes:
+# 山間天年 寒, 花家 麻, 流樓秋 尤, 風東中 庚, 人春雲 文, the rest mixed.
+POEM_TOKENS = ["<unk>", "<eos>", "，", "。", "\n", "、"] + list(
+    "春夏秋冬山水花月風雨江天人日雲白青松間年家流樓東中")
+BAD = [0, 1, 2, 3, 4, 5]  # everything a poem must not hold where the loud model puts it
+WORD_TOKENS = ["<unk>", "<eos>", ",", "the", "cat", "sat", "on", "a", "mat", "dog", "ran"]
+
+
+def poem_classes() -> TokenClasses:
+    return TokenClasses.from_tokens(POEM_TOKENS, "char")
+
+
+def text_of(ids: list[int], tokens: list[str] = POEM_TOKENS, joiner: str = "") -> str:
+    """Ids as text, <eos> as a line break (like ``lm.tokenization.decode``)."""
+    return joiner.join("\n" if i == 1 else tokens[i] for i in ids).replace(" \n ", "\n")
+
+
+class LoudStepper:
+    """Random scores with a huge bonus on <unk>, <eos> and punctuation, whatever the context.
+
+    Unconstrained, almost every sample is a stray mark or empty: only a constraint makes it
+    write a poem.
+    """
+
+    def __init__(self, vocab_size: int, loud: list[int], seed: int = 0,
+                 bonus: float = 8.0) -> None:
+        self.vocab_size = vocab_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.bias = torch.zeros(vocab_size)
+        self.bias[loud] = bonus
+        self.contexts: list[list[int]] = []
+
+    def _next(self, rows: int) -> torch.Tensor:
+        noise = torch.randn(rows, self.vocab_size, generator=self.generator) * 2
+        return torch.log_softmax(noise + self.bias, dim=-1)
+
+    def start(self, contexts: list[list[int]]) -> torch.Tensor:
+        self.contexts = [list(c) for c in contexts]
+        return self._next(len(contexts))
+
+    def advance(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self._next(len(tokens))
+
+    def select(self, rows: torch.Tensor) -> None:
+        pass
+
+
+class TableStepper:
+    """A bigram table: the next-token distribution depends on the previous token only."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        self.table = table.log()
+        self.vocab_size = table.shape[1]
+        self.last = torch.zeros(0, dtype=torch.long)
+
+    def start(self, contexts: list[list[int]]) -> torch.Tensor:
+        self.last = torch.tensor([c[-1] for c in contexts])
+        return self.table[self.last]
+
+    def advance(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.last = tokens.view(-1).long()
+        return self.table[self.last]
+
+    def select(self, rows: torch.Tensor) -> None:
+        self.last = self.last[rows]
+
+
+def random_table(vocab_size: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    table = torch.rand(vocab_size, vocab_size, generator=generator) + 0.05
+    return table / table.sum(dim=1, keepdim=True)

@@ -1,0 +1,197 @@
+"""``lm sample`` end to end on tiny trained models: forms, acrostics, style, beam, report, JSON."""
+
+import json
+import random
+import re
+
+import pytest
+import torch
+from generation_fakes import POEM_TOKENS
+from tests_support import assert_clean_error
+
+from lm.generation.sampling import RNNStepper, generate
+from lm.models import rnn
+from lm.tokenization import EOS_ID
+
+CHARS = "春夏秋冬山水花月风雨江天人日云白青松"
+WORDS = "the cat sat on a mat dog ran far away and then came back home".split()
+WUJUE = re.compile(r"[^，。\n<>]{5}，[^，。\n<>]{5}。\n[^，。\n<>]{5}，[^，。\n<>]{5}。")
+
+
+def _corpora(folder):
+    rng = random.Random(3)
+    poems = folder / "poems.txt"
+    with open(poems, "w", encoding="utf-8") as handle:
+        for _ in range(200):
+            lines = ["".join(rng.choice(CHARS) for _ in range(5)) + "，"
+                     + "".join(rng.choice(CHARS) for _ in range(5)) + "。" for _ in range(2)]
+            handle.write("\n".join(lines) + "\n\n")
+    words = folder / "words.txt"
+    with open(words, "w", encoding="utf-8") as handle:
+        for _ in range(300):
+            handle.write(" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 8))) + "\n")
+    return poems, words
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A store with a char-level poem model, a word-level model and a poem n-gram."""
+    from lm.cli import app
+
+    folder = tmp_path_factory.mktemp("sample-store")
+    poems, words = _corpora(folder)
+    tiny = ["--max-steps", "2", "--eval-tokens", "100", "--no-wandb", "--no-progress",
+            "--emb-size", "16", "--hidden-size", "16", "--batch-size", "8", "--bptt", "10"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: a thread pool only adds overhead
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WANDB_MODE", "disabled")
+        patch.setenv("HF_DATASETS_CACHE", str(folder / "hf-cache"))
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.chdir(folder)
+        root = ["--artifacts", str(folder / "art")]
+        for argv in (["prepare", str(poems), "--doc-sep", "blank", "--name", "p"],
+                     ["train", "p", *tiny],
+                     ["prepare", str(words), "--level", "word", "--name", "w"],
+                     ["train", "w", *tiny],
+                     ["ngram", "p", "--order", "3", "--no-arpa"]):
+            app([*root, *argv], standalone_mode=False)
+    torch.set_num_threads(threads)
+    return folder / "art"
+
+
+@pytest.fixture
+def lm(cli, store):
+    def run(*args):
+        return cli("--artifacts", store, "sample", *args)
+
+    return run
+
+
+def _json(result):
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+def test_json_is_samples_only_without_report(lm):
+    payload = _json(lm("p", "--num", "3", "--json"))
+    assert list(payload) == ["samples"] and len(payload["samples"]) == 3
+
+
+def test_form_with_report_as_json(lm):
+    payload = _json(lm("p", "--form", "wujue", "--num", "40", "--temperature", "1.5",
+                       "--json", "--report"))
+    assert set(payload) == {"samples", "report"}
+    assert all(WUJUE.fullmatch(s) for s in payload["samples"]), payload["samples"]
+    report = payload["report"]
+    assert set(report) >= {"samples", "form", "well_formed_rate", "rhyme_rate", "distinct_1",
+                           "distinct_2", "logprob_per_char", "logprob_per_token", "copy_rate"}
+    assert report["samples"] == 40 and report["well_formed_rate"] == 1.0
+    assert 0 <= report["copy_rate"] <= 1 and report["logprob_per_char"] < 0
+    assert 0 < report["distinct_2"] <= 1 and 0 <= report["rhyme_rate"] <= 1
+
+
+def test_report_table(lm):
+    result = lm("p", "--num", "5", "--report")
+    assert result.code == 0, result.err
+    assert "well-formed" in result.out and "distinct-2" in result.out
+
+
+def test_acrostic_heads_every_line_and_respells_to_the_model_script(lm):
+    samples = _json(lm("p", "--acrostic", "春夏秋冬", "--num", "10", "--json"))["samples"]
+    for sample in samples:
+        assert [line[0] for line in re.split("[，。\n]+", sample.strip("。"))] == list("春夏秋冬")
+    result = lm("p", "--acrostic", "風雲", "--form", "5,5", "--num", "4", "--json",
+                "--script", "traditional")
+    assert "read '風雲' as '风云'" in result.err
+    for sample in _json(result)["samples"]:
+        assert sample[0] == "風" and sample[6] == "雲"
+
+
+def test_rhyme_with_acrostic(lm):
+    from lm.generation.report import rhyme_chars
+    from lm.generation.rhyme import rhymes
+
+    samples = _json(lm("p", "--form", "wulv", "--acrostic", "春夏秋冬山水花月", "--rhyme",
+                       "--num", "10", "--json"))["samples"]
+    assert all(rhymes(rhyme_chars(s)) for s in samples)
+
+
+def test_style_is_read_but_not_printed(lm):
+    styled = _json(lm("p", "--prime", "春", "--style", "山水", "--num", "6", "--json",
+                      "--form", "wujue"))["samples"]
+    assert all(s.startswith("春") and WUJUE.fullmatch(s) for s in styled)
+
+
+def test_style_changes_the_hidden_state():
+    torch.manual_seed(0)
+    model = rnn.RNNLM(rnn.ModelConfig(vocab_size=len(POEM_TOKENS), emb_size=8, hidden_size=8,
+                                      layers=1))
+    stepper = RNNStepper(model)
+    plain = stepper.start([[EOS_ID, 7]])
+    hidden_plain = stepper.hidden[0].clone()
+    styled = stepper.start([[EOS_ID, 9, 10, 7]])
+    assert not torch.allclose(stepper.hidden[0], hidden_plain)
+    assert not torch.allclose(plain, styled)
+    seen = []
+
+    class Recorder(RNNStepper):
+        def start(self, contexts):
+            seen.extend(contexts)
+            return super().start(contexts)
+
+    outputs = generate(Recorder(model), [7], num=2, max_tokens=5, style=[9, 10])
+    assert seen == [[EOS_ID, 9, 10, 7]] * 2  # style after the <eos>, before the prime
+    assert all(len(ids) <= 5 for ids in outputs)  # the outputs hold generated ids only
+
+
+def test_beam_search_with_a_form(lm):
+    first = _json(lm("p", "--beam", "3", "--num", "2", "--form", "wujue", "--json"))
+    second = _json(lm("p", "--beam", "3", "--num", "2", "--form", "wujue", "--json",
+                      "--seed", "9"))
+    assert first == second and len(first["samples"]) == 2
+    assert all(WUJUE.fullmatch(s) for s in first["samples"])
+
+
+def test_ngram_model_with_form_and_beam(lm):
+    payload = _json(lm("p-3gram", "--form", "wujue", "--num", "10", "--json", "--report"))
+    assert all(WUJUE.fullmatch(s) for s in payload["samples"])
+    assert payload["report"]["well_formed_rate"] == 1.0
+    beam = _json(lm("p-3gram", "--form", "wujue", "--beam", "2", "--num", "2", "--json"))
+    assert all(WUJUE.fullmatch(s) for s in beam["samples"])
+
+
+def test_word_level_form(lm):
+    payload = _json(lm("w", "--form", "3,4", "--num", "10", "--json", "--report",
+                       "--temperature", "2"))
+    for sample in payload["samples"]:
+        assert [len(line.split()) for line in sample.split("\n")] == [3, 4]
+    assert payload["report"]["rhyme_rate"] is None
+    assert payload["report"]["well_formed_rate"] == 1.0
+
+
+def test_sampling_flags(lm):
+    payload = _json(lm("p", "--num", "4", "--top-k", "3", "--top-p", "0.9",
+                       "--repetition-penalty", "1.3", "--no-repeat-ngram", "2", "--json"))
+    assert len(payload["samples"]) == 4
+    # every switch has an off form, as pipeline specs write `report: false`
+    plain = lm("p", "--num", "1", "--no-report", "--no-rhyme", "--no-level-tone", "--no-json")
+    assert plain.code == 0 and "── 1 ──" in plain.out and "well-formed" not in plain.out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--acrostic", "春夏", "--form", "wujue"], "--acrostic has 2 characters but --form wujue"),
+    (["--acrostic", "龍"], "'龍' is not in the model's vocabulary"),
+    (["--form", "sonnet"], "--form 'sonnet' is not a form"),
+    (["--form", "wujue", "--prime", "春春春春春春"], "--prime does not fit the form"),
+    (["--beam", "2", "--num", "3"], "--num 3 is more than --beam 2"),
+    (["--beam", "2", "--num", "1", "--top-k", "3"], "--top-k and --top-p"),
+    (["--script", "klingon"], "--script must be simplified or traditional"),
+    (["--repetition-penalty", "0"], "--repetition-penalty"),
+])
+def test_clean_errors(lm, args, message):
+    assert_clean_error(lm("p", *args), message)
+
+
+def test_word_model_refuses_rhyme(lm):
+    assert_clean_error(lm("w", "--form", "3,3", "--rhyme"), "--rhyme")
