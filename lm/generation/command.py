@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from lm.cli_common import err, out, store
+from lm.errors import LMError
 
 REPORT_ROWS = (("well_formed_rate", "well-formed"), ("rhyme_rate", "rhyming"),
                ("distinct_1", "distinct-1"), ("distinct_2", "distinct-2"),
@@ -54,6 +55,8 @@ def sample(
                                 "the training text."),
     as_json: bool = typer.Option(False, "--json/--no-json", help="Print {\"samples\": [...]} (and "
                                  "\"report\" with --report)."),
+    show: int | None = typer.Option(None, help="Print only the first N samples (the report "
+                                    "and --json still cover all of them)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
 ) -> None:
     """Generate text; each sample starts as a new document and ends at <eos>."""
@@ -67,6 +70,8 @@ def sample(
         repetition_penalty=repetition_penalty, no_repeat_ngram=no_repeat_ngram, script=script,
         report=report, device=device)
     result = run_sample(store(), model, request)
+    if show is not None and show < 0:
+        raise LMError(f"--show must be ≥ 0, not {show}")
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False)
     if as_json:
@@ -75,7 +80,7 @@ def sample(
             payload["report"] = result.report
         print(json.dumps(payload, ensure_ascii=False))
         return
-    for index, sample_text in enumerate(result.texts, 1):
+    for index, sample_text in enumerate(result.texts[:show], 1):
         out.print(f"[bold]── {index} ──[/bold]")
         out.print(sample_text, markup=False)
     if result.report is not None:
