@@ -113,7 +113,7 @@ def perplexity(
     doc_sep: str = typer.Option("line", help="Documents in --file: line, blank or file."),
     context: str = typer.Option("stream", help="stream (carry state across documents) or "
                                 "document (each from a fresh state)."),
-    batch_size: int = typer.Option(10, help="Segments (stream) or documents scored at once."),
+    batch_size: int = typer.Option(64, help="Segments (stream) or documents scored at once."),
     mix: str | None = typer.Option(None, help="An n-gram artifact to interpolate with."),
     weight: str = typer.Option("auto", help="RNN weight λ in the mixture, or auto (tuned on "
                                "valid)."),
