@@ -174,13 +174,15 @@ def ngram(
 def compare(
     refs: list[str] = typer.Argument(..., help="Models and n-grams to compare."),
     split: str = typer.Option("test", help="Split of their dataset."),
-    name: str = typer.Option("comparison", help="Artifact name for the comparison."),
+    name: str | None = typer.Option(None, help="Artifact name for the comparison "
+                                    "(default: the compared names joined by -vs-)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
 ) -> None:
     """Perplexity, bits/token and bits/char of several models on the same split."""
     from lm.evaluation.compare import compare as run_compare
 
-    artifact, rows = run_compare(store(), refs, split, name, device)
+    default = "-vs-".join(ref.split(":")[-1].split("@")[0] for ref in refs)
+    artifact, rows = run_compare(store(), refs, split, name or default, device)
     table = Table("model", "kind", "tokens", "perplexity", "bits/token", "bits/char",
                   title=f"{split} split")
     for row in rows:

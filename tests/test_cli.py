@@ -53,7 +53,7 @@ def test_ngram_compare_and_mixture(cli, word_corpus):
     assert 0 <= mixed["weight"] <= 1
     assert mixed["perplexity"] <= max(ng["perplexity"], rnn["perplexity"]) + 1e-9
     compared = cli("compare", "x", "x-3gram")
-    assert compared.code == 0 and "comparison:comparison@v1" in compared.out
+    assert compared.code == 0 and "comparison:x-vs-x-3gram@v1" in compared.out
 
 
 def test_pipeline_with_override(cli, word_corpus, tmp_path):
