@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from lm.models.rnn import RNNLM, detach
 from lm.tokenization import EOS_ID, UNK_ID
+from lm.training.memory import reuse_freed_memory
 
 LN2 = math.log(2.0)
 
@@ -78,6 +79,17 @@ class Evaluation:
         }
 
 
+def _target_logprobs(model: RNNLM, x: torch.Tensor, hidden, targets: torch.Tensor):
+    """log p(target) [B, T] and the next state; only the targets' scores when the model can
+    (the adaptive softmax then skips the rare-word clusters no target falls in)."""
+    if hasattr(model, "target_logprobs"):
+        output, hidden = model.features(x, hidden)
+        return model.target_logprobs(output, targets), hidden
+    logits, hidden = model(x, hidden)
+    loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
+    return -loss.view(targets.shape), hidden
+
+
 @torch.no_grad()
 def stream_logprobs(model: RNNLM, ids: np.ndarray, batch_size: int = 10, bptt: int = 128,
                     device: torch.device | str = "cpu") -> np.ndarray:
@@ -85,6 +97,8 @@ def stream_logprobs(model: RNNLM, ids: np.ndarray, batch_size: int = 10, bptt: i
     n = len(ids)
     if n == 0:
         return np.zeros(0)
+    if torch.device(device).type == "cpu":
+        reuse_freed_memory()
     was_training = model.training
     model.eval()
     batch_size = max(1, min(batch_size, n))
@@ -102,11 +116,9 @@ def stream_logprobs(model: RNNLM, ids: np.ndarray, batch_size: int = 10, bptt: i
     out = torch.empty(batch_size, length, dtype=torch.float64, device=device)
     for start in range(0, length, bptt):
         x = inputs[:, start:start + bptt]
-        logits, hidden = model(x, hidden)
+        logprobs, hidden = _target_logprobs(model, x, hidden, targets[:, start:start + bptt])
         hidden = detach(hidden)
-        loss = F.cross_entropy(logits.float().flatten(0, 1),
-                               targets[:, start:start + bptt].flatten(), reduction="none")
-        out[:, start:start + x.shape[1]] = -loss.view(x.shape).double()
+        out[:, start:start + x.shape[1]] = logprobs.double()
     model.train(was_training)
     return out.flatten()[:n].cpu().numpy()
 
@@ -118,6 +130,8 @@ def document_logprobs(model: RNNLM, ids: np.ndarray, batch_size: int = 32,
     ids = np.asarray(ids, dtype=np.int64)
     if len(ids) == 0:
         return np.zeros(0)
+    if torch.device(device).type == "cpu":
+        reuse_freed_memory()
     was_training = model.training
     model.eval()
     ends = np.flatnonzero(ids == EOS_ID) + 1
@@ -135,11 +149,11 @@ def document_logprobs(model: RNNLM, ids: np.ndarray, batch_size: int = 32,
             doc = ids[starts[d]:ends[d]]
             x[row, 1:len(doc)] = doc[:-1]
             y[row, :len(doc)] = doc
-        logits, _ = model(torch.from_numpy(x).to(device), model.init_hidden(len(docs), device))
         target = torch.from_numpy(y).to(device)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), target.flatten(),
-                               reduction="none", ignore_index=-100).view(target.shape)
-        loss = loss.double().cpu().numpy()
+        logprobs, _ = _target_logprobs(model, torch.from_numpy(x).to(device),
+                                       model.init_hidden(len(docs), device),
+                                       target.clamp(min=0))
+        loss = (-logprobs).masked_fill(target < 0, 0.0).double().cpu().numpy()
         for row, d in enumerate(docs):
             out[starts[d]:ends[d]] = -loss[row, : ends[d] - starts[d]]
     model.train(was_training)

@@ -2,22 +2,114 @@
 
 Weights are saved with safetensors (never pickle) and the configuration as JSON, so a model
 can be loaded without running any code from the file.
+
+Options beyond the plain model (all off by default, so a plain config builds what it always
+built):
+
+- ``softmax="adaptive"``: ``nn.AdaptiveLogSoftmaxWithLoss`` (Grave et al. 2017) — a head with
+  the frequent words and one cluster entry per tail, cheaper tails for the rare words. For a
+  large word vocabulary it removes most of the softmax's cost. ``forward`` then returns
+  log-probabilities instead of logits; ``log_softmax`` of either gives the next-token
+  log-probabilities, so callers that take a ``log_softmax`` work with both.
+- ``impl="explicit"``: the recurrence runs through ``lm.models.cells`` (the equations written
+  out) instead of cuDNN/oneDNN; the state dict is the same.
+- AWD-LSTM regularisation (Merity et al. 2017): ``locked_dropout`` (one dropout mask per
+  sequence, shared by all time steps, on the embeddings, between layers and on the output),
+  ``dropout_input``/``dropout_hidden`` (their own rates), ``dropout_embed`` (drop whole words
+  from the embedding matrix) and ``weight_drop`` (DropConnect on the hidden-to-hidden weights,
+  one mask per batch, so cuDNN can still run the recurrence). With either of the last two or
+  locked dropout the layers are separate modules, and with tied weights the last layer's
+  hidden size is the embedding size (no projection), as in AWD-LSTM.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lm.errors import LMError
+from lm.models.cells import ExplicitRNN
 
 CELLS = ("rnn-tanh", "rnn-relu", "gru", "lstm")
-Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+SOFTMAXES = ("full", "adaptive")
+IMPLS = ("fused", "explicit")
+Hidden = torch.Tensor | tuple[torch.Tensor, ...]
+
+# cuDNN warns on every call when weight drop hands it weights outside its flat buffer.
+warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of ``x W^T + b`` without the usual [N, V] temporaries.
+
+    The plain path allocates three [N, V] buffers a step (logits, log-softmax, its gradient);
+    for a 33k-word vocabulary each is ~90 MB, which the C allocator maps fresh from the kernel
+    every step, and the kernel zeroes every page: on a CPU that alone was ~30% of a step. Here
+    one buffer is kept between steps; it receives the logits, is turned into log-probabilities
+    in place, and in the backward pass into ``softmax − onehot`` in place, whose products with
+    ``x`` and ``W`` give the gradients. The same arithmetic as ``F.cross_entropy(F.linear(..))``
+    up to float rounding (the tests check it).
+    """
+
+    _spare: dict[tuple, torch.Tensor] = {}
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, targets):  # noqa: ANN001, ANN205
+        key = (x.shape[0], weight.shape[0], x.dtype, x.device)
+        buf = _LinearCrossEntropy._spare.pop(key, None)
+        if buf is None:
+            buf = torch.empty(key[0], key[1], dtype=x.dtype, device=x.device)
+        torch.addmm(bias, x, weight.t(), out=buf)
+        torch.ops.aten._log_softmax.out(buf, 1, False, out=buf)
+        loss = -buf.gather(1, targets[:, None]).mean()
+        ctx.save_for_backward(x, weight, targets)
+        ctx.buf = buf
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        x, weight, targets = ctx.saved_tensors
+        buf, ctx.buf = ctx.buf, None
+        scale = grad / x.shape[0]
+        buf.exp_()                                                  # softmax
+        buf[torch.arange(x.shape[0], device=buf.device), targets] -= 1  # − onehot
+        grad_x = torch.mm(buf, weight).mul_(scale)
+        grad_w = torch.mm(buf.t(), x).mul_(scale)
+        grad_b = buf.sum(0).mul_(scale)
+        _LinearCrossEntropy._spare = {(buf.shape[0], buf.shape[1], buf.dtype, buf.device): buf}
+        return grad_x, grad_w, grad_b, None
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+def _fp32(x: torch.Tensor):
+    """Autocast off: the adaptive softmax mixes dtypes it builds itself (fp32) with the
+    clusters' outputs, which under autocast would be bf16; its matrices are small."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
+def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                         targets: torch.Tensor) -> torch.Tensor:
+    """``F.cross_entropy(F.linear(x, weight, bias), targets)`` for x [N, D], in place."""
+    return _LinearCrossEntropy.apply(x, weight, bias, targets)
+
+
+def default_cutoffs(vocab_size: int) -> list[int]:
+    """Adaptive-softmax cluster bounds: a 2,000-word head, then tails growing about five-fold."""
+    cutoffs = [c for c in (2000, 10000, 50000, 200000) if c < 0.9 * vocab_size]
+    return cutoffs or [max(1, vocab_size // 4)]
 
 
 @dataclass
@@ -29,6 +121,14 @@ class ModelConfig:
     hidden_size: int = 256
     dropout: float = 0.2
     tied: bool = False
+    softmax: str = "full"
+    cutoffs: list[int] | None = None
+    impl: str = "fused"
+    locked_dropout: bool = False
+    dropout_input: float | None = None
+    dropout_hidden: float | None = None
+    dropout_embed: float = 0.0
+    weight_drop: float = 0.0
 
     def check(self) -> None:
         if self.cell not in CELLS:
@@ -37,8 +137,45 @@ class ModelConfig:
                             ("--hidden-size", self.hidden_size)):
             if value < 1:
                 raise LMError(f"{flag} must be at least 1, not {value}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise LMError(f"--dropout must be in [0, 1), not {self.dropout}")
+        for flag, value in (("--dropout", self.dropout), ("--dropout-input", self.dropout_input),
+                            ("--dropout-hidden", self.dropout_hidden),
+                            ("--dropout-embed", self.dropout_embed),
+                            ("--weight-drop", self.weight_drop)):
+            if value is not None and not 0.0 <= value < 1.0:
+                raise LMError(f"{flag} must be in [0, 1), not {value}")
+        if self.softmax not in SOFTMAXES:
+            raise LMError(f"--softmax must be full or adaptive, not {self.softmax!r}")
+        if self.impl not in IMPLS:
+            raise LMError(f"--impl must be fused or explicit, not {self.impl!r}")
+        if self.softmax == "adaptive":
+            if self.tied:
+                raise LMError("--tied needs --softmax full (the adaptive softmax has no single "
+                              "output matrix to tie)")
+            cutoffs = self.adaptive_cutoffs()
+            if (any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False))
+                    or cutoffs[0] < 1 or cutoffs[-1] >= self.vocab_size):
+                raise LMError(f"--cutoffs {','.join(map(str, cutoffs))} must increase and lie "
+                              f"between 1 and the vocabulary size ({self.vocab_size}) − 1")
+
+    def adaptive_cutoffs(self) -> list[int]:
+        return list(self.cutoffs) if self.cutoffs else default_cutoffs(self.vocab_size)
+
+    @property
+    def per_layer(self) -> bool:
+        """Whether the layers are separate modules (AWD options need that)."""
+        return self.locked_dropout or self.weight_drop > 0
+
+
+def _recurrent(cell: str, impl: str, input_size: int, hidden_size: int, layers: int,
+               dropout: float) -> nn.Module:
+    if impl == "explicit":
+        return ExplicitRNN(cell, input_size, hidden_size, layers, dropout)
+    if cell == "lstm":
+        return nn.LSTM(input_size, hidden_size, layers, dropout=dropout, batch_first=True)
+    if cell == "gru":
+        return nn.GRU(input_size, hidden_size, layers, dropout=dropout, batch_first=True)
+    return nn.RNN(input_size, hidden_size, layers, nonlinearity=cell.split("-")[1],
+                  dropout=dropout, batch_first=True)
 
 
 class RNNLM(nn.Module):
@@ -47,56 +184,192 @@ class RNNLM(nn.Module):
         config.check()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.emb_size)
-        between = config.dropout if config.layers > 1 else 0.0
-        if config.cell == "lstm":
-            self.rnn: nn.RNNBase = nn.LSTM(config.emb_size, config.hidden_size, config.layers,
-                                           dropout=between, batch_first=True)
-        elif config.cell == "gru":
-            self.rnn = nn.GRU(config.emb_size, config.hidden_size, config.layers,
-                              dropout=between, batch_first=True)
-        else:
-            self.rnn = nn.RNN(config.emb_size, config.hidden_size, config.layers,
-                              nonlinearity=config.cell.split("-")[1], dropout=between,
-                              batch_first=True)
         self.dropout = nn.Dropout(config.dropout)
-        out_size = config.hidden_size
-        # Tying needs the decoder's input to be the embedding's size: project if they differ.
+        self.p_input = config.dropout if config.dropout_input is None else config.dropout_input
+        self.p_hidden = (config.dropout if config.dropout_hidden is None
+                         else config.dropout_hidden)
         self.projection = None
-        if config.tied and config.hidden_size != config.emb_size:
-            self.projection = nn.Linear(config.hidden_size, config.emb_size)
-            out_size = config.emb_size
-        self.decoder = nn.Linear(out_size, config.vocab_size)
+        out_size = config.hidden_size
+        if config.per_layer:
+            self.sizes = [config.hidden_size] * config.layers
+            if config.tied:
+                self.sizes[-1] = config.emb_size
+            widths = [config.emb_size, *self.sizes[:-1]]
+            self.rnns = nn.ModuleList(_recurrent(config.cell, config.impl, w, h, 1, 0.0)
+                                      for w, h in zip(widths, self.sizes, strict=True))
+            out_size = self.sizes[-1]
+        else:
+            between = self.p_hidden if config.layers > 1 else 0.0
+            self.rnn = _recurrent(config.cell, config.impl, config.emb_size, config.hidden_size,
+                                  config.layers, between)
+            # Tying needs the decoder's input to be the embedding's size: project if they differ.
+            if config.tied and config.hidden_size != config.emb_size:
+                self.projection = nn.Linear(config.hidden_size, config.emb_size)
+                out_size = config.emb_size
+        self.out_size = out_size
+        if config.softmax == "adaptive":
+            cutoffs = config.adaptive_cutoffs()
+            div = 4.0  # each tail cluster 4× narrower than the one before
+            while div > 1 and out_size // div ** len(cutoffs) < 1:
+                div /= 2
+            self.decoder = nn.AdaptiveLogSoftmaxWithLoss(
+                out_size, config.vocab_size, cutoffs, div_value=max(div, 1.0))
+        else:
+            self.decoder = nn.Linear(out_size, config.vocab_size)
         self._init_weights()
         if config.tied:
             self.decoder.weight = self.embedding.weight
 
     def _init_weights(self) -> None:
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
+        if isinstance(self.decoder, nn.Linear):
+            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+            nn.init.zeros_(self.decoder.bias)
 
+    def compile_cells(self) -> None:
+        """``torch.compile`` the explicit cells' step (no-op for the fused implementation)."""
+        for module in self.modules():
+            if isinstance(module, ExplicitRNN):
+                module.compile_step()
+
+    # ------------------------------------------------------------------ recurrent state
     def init_hidden(self, batch_size: int, device: torch.device | str = "cpu") -> Hidden:
+        lstm = self.config.cell == "lstm"
+        if self.config.per_layer:  # one (h[, c]) per layer, flattened into a tuple
+            parts = []
+            for size in self.sizes:
+                parts += [torch.zeros(1, batch_size, size, device=device)] * (2 if lstm else 1)
+            return tuple(p.clone() for p in parts)
         shape = (self.config.layers, batch_size, self.config.hidden_size)
         zeros = torch.zeros(shape, device=device)
-        return (zeros, zeros.clone()) if self.config.cell == "lstm" else zeros
+        return (zeros, zeros.clone()) if lstm else zeros
+
+    # --------------------------------------------------------------------- the network
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        p = self.config.dropout_embed
+        if self.training and p > 0:  # drop whole words: rows of the embedding matrix
+            weight = self.embedding.weight
+            mask = weight.new_empty(weight.shape[0], 1).bernoulli_(1 - p) / (1 - p)
+            return F.embedding(ids, weight * mask)
+        return self.embedding(ids)
+
+    def _drop(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        if not self.training or p == 0:
+            return x
+        if self.config.locked_dropout:  # one mask per sequence, the same at every step
+            mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - p) / (1 - p)
+            return x * mask
+        return F.dropout(x, p, True)
+
+    def _run(self, module: nn.Module, x: torch.Tensor, hidden: Hidden) -> tuple:
+        if self.training and self.config.weight_drop > 0:
+            weight = module.weight_hh_l0
+            dropped = F.dropout(weight, self.config.weight_drop, True)
+            return torch.func.functional_call(module, {"weight_hh_l0": dropped}, (x, hidden))
+        return module(x, hidden)
+
+    def _recur(self, module: nn.Module, x: torch.Tensor, hidden: Hidden) -> tuple:
+        if x.device.type == "cpu" and self.config.impl == "fused":
+            # oneDNN's CPU RNNs have no mixed-precision kernel: run the recurrence in fp32 and
+            # let autocast speed up the projections and the softmax, where the time goes.
+            with torch.autocast("cpu", enabled=False):
+                low = x.dtype in (torch.bfloat16, torch.float16)
+                return self._run(module, x.float() if low else x, hidden)
+        return self._run(module, x, hidden)
+
+    def _features(self, ids: torch.Tensor, hidden: Hidden
+                  ) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
+        """(dropped top-layer output, next hidden state, top-layer output before dropout)."""
+        x = self._drop(self._embed(ids), self.p_input)
+        if not self.config.per_layer:
+            raw, hidden = self._recur(self.rnn, x, hidden)
+        else:
+            parts = (hidden,) if isinstance(hidden, torch.Tensor) else tuple(hidden)
+            per = 2 if self.config.cell == "lstm" else 1
+            new_parts: list[torch.Tensor] = []
+            for layer, module in enumerate(self.rnns):
+                state = parts[layer * per:(layer + 1) * per]
+                x, state = self._recur(module, x, state if per == 2 else state[0])
+                new_parts += list(state) if per == 2 else [state]
+                raw = x
+                if layer < len(self.rnns) - 1:
+                    x = self._drop(x, self.p_hidden)
+            hidden = tuple(new_parts)
+        output = self._drop(raw, self.config.dropout)
+        if self.projection is not None:
+            output = self.projection(output)
+        return output, hidden, raw
 
     def features(self, ids: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
         """Top-layer outputs [B, T, E or H] for token ids [B, T], and the next hidden state."""
-        inputs = self.dropout(self.embedding(ids))
-        # oneDNN's CPU LSTM has no mixed-precision kernel: run the recurrence in fp32 and let
-        # autocast speed up the projections and the softmax, where the time goes.
-        with torch.autocast(ids.device.type, enabled=ids.device.type == "cuda"):
-            output, hidden = self.rnn(inputs.float() if ids.device.type != "cuda" else inputs,
-                                      hidden)
-        output = self.dropout(output)
-        if self.projection is not None:
-            output = self.projection(output)
+        output, hidden, _ = self._features(ids, hidden)
         return output, hidden
 
+    # ---------------------------------------------------------------------- the softmax
+    def scores(self, output: torch.Tensor) -> torch.Tensor:
+        """[B, T, V] whose log_softmax is the next-token distribution: logits (full softmax)
+        or log-probabilities (adaptive)."""
+        if isinstance(self.decoder, nn.AdaptiveLogSoftmaxWithLoss):
+            with _fp32(output):
+                flat = self.decoder.log_prob(output.reshape(-1, output.shape[-1]).float())
+            return flat.view(*output.shape[:-1], -1)
+        return self.decoder(output)
+
+    def log_probs(self, output: torch.Tensor) -> torch.Tensor:
+        """Next-token log-probabilities [B, T, V] in float32."""
+        return torch.log_softmax(self.scores(output).float(), dim=-1)
+
+    def target_logprobs(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p(target) [B, T] in float32; the adaptive softmax computes only what it needs."""
+        if isinstance(self.decoder, nn.AdaptiveLogSoftmaxWithLoss):
+            with _fp32(output):
+                flat = output.reshape(-1, output.shape[-1]).float()
+                return self.decoder(flat, targets.reshape(-1)).output.view(targets.shape)
+        logits = self.decoder(output).float()
+        return -F.cross_entropy(logits.flatten(0, 1), targets.flatten(),
+                                reduction="none").view(targets.shape)
+
+    def loss(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood of the targets, in float32."""
+        if isinstance(self.decoder, nn.AdaptiveLogSoftmaxWithLoss):
+            with _fp32(output):
+                flat = output.reshape(-1, output.shape[-1]).float()
+                return self.decoder(flat, targets.reshape(-1)).loss
+        if (output.device.type == "cpu" and torch.is_grad_enabled()
+                and output.dtype == torch.float32 and not _cpu_autocast()):
+            return linear_cross_entropy(output.reshape(-1, output.shape[-1]),
+                                        self.decoder.weight, self.decoder.bias,
+                                        targets.reshape(-1))
+        return F.cross_entropy(self.decoder(output).float().flatten(0, 1), targets.flatten())
+
     def forward(self, ids: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
-        """Logits [B, T, V] for token ids [B, T]."""
+        """Scores [B, T, V] for token ids [B, T] (see ``scores``), and the next hidden state."""
         output, hidden = self.features(ids, hidden)
-        return self.decoder(output), hidden
+        return self.scores(output), hidden
+
+
+class TrainingStep(nn.Module):
+    """One training step's forward as a module, so DDP and ``torch.compile`` can wrap it whole.
+
+    Returns (objective, nll, hidden): the mean negative log-likelihood plus the AWD-LSTM
+    activation regularisers — AR, ``ar`` × mean squared (dropped) top-layer output, and TAR,
+    ``tar`` × mean squared change of the raw top-layer output from one step to the next.
+    """
+
+    def __init__(self, model: RNNLM, ar: float = 0.0, tar: float = 0.0) -> None:
+        super().__init__()
+        self.model, self.ar, self.tar = model, ar, tar
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, hidden: Hidden
+                ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
+        output, hidden, raw = self.model._features(inputs, hidden)
+        nll = self.model.loss(output, targets)
+        objective = nll
+        if self.ar:
+            objective = objective + self.ar * output.float().pow(2).mean()
+        if self.tar:
+            objective = objective + self.tar * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
+        return objective, nll, hidden
 
 
 def detach(hidden: Hidden) -> Hidden:
@@ -107,7 +380,20 @@ def detach(hidden: Hidden) -> Hidden:
 
 
 def save(model: RNNLM, directory: Path, weights_name: str = "model.safetensors") -> None:
-    save_model(model, str(directory / weights_name))
+    """Weights (a tied matrix once) and config.json.
+
+    Each tensor is copied out on its own: on a GPU, cuDNN keeps all of an RNN's weights in
+    one flat buffer, which safetensors' ``save_model`` refuses as shared storage.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[tuple] = set()
+    for key, value in model.state_dict().items():
+        identity = (value.data_ptr(), tuple(value.shape), tuple(value.stride()))
+        if identity in seen:  # a tied weight: stored once, restored through the tie
+            continue
+        seen.add(identity)
+        tensors[key] = value.detach().to("cpu").contiguous().clone()
+    save_file(tensors, str(directory / weights_name), metadata={"format": "pt"})
     (directory / "config.json").write_text(json.dumps(asdict(model.config), indent=2) + "\n")
 
 
@@ -115,5 +401,11 @@ def load(directory: Path, weights_name: str = "model.safetensors",
          device: torch.device | str = "cpu") -> RNNLM:
     config = ModelConfig(**json.loads((directory / "config.json").read_text()))
     model = RNNLM(config)
-    load_model(model, str(directory / weights_name), device=str(device))
+    tensors = load_file(str(directory / weights_name))
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    tied = {"embedding.weight", "decoder.weight"} if config.tied else set()
+    if unexpected or set(missing) - tied or len(set(missing) & tied) > 1:
+        raise LMError(f"{directory / weights_name} does not fit its config.json (missing "
+                      f"{sorted(missing)}, unexpected {sorted(unexpected)}): re-train or "
+                      "re-download the model")
     return model.to(device).eval()

@@ -36,3 +36,64 @@ def get_batch(
     start = step_in_epoch * bptt
     length = min(bptt, rows.shape[1] - 1 - start)
     return rows[:, start:start + length], rows[:, start + 1:start + 1 + length]
+
+
+class Schedule:
+    """Where every step of a run reads: (epoch, index in epoch, start column, length).
+
+    With a fixed ``bptt`` an epoch is ``ceil((N − 1) / bptt)`` windows. With ``variable``
+    (AWD-LSTM's variable BPTT) each window's length is drawn: ``bptt`` with probability 0.95,
+    else ``bptt / 2``, then Normal(that, 5), at least 5 and at most ``bptt + 20``; the draws
+    come from a generator seeded by (seed, epoch), so a step's window is still a pure function
+    of the step number and a resumed run reads exactly what it would have.
+    """
+
+    def __init__(self, columns: int, bptt: int, epochs: int, variable: bool = False,
+                 seed: int = 0) -> None:
+        self.columns, self.bptt, self.epochs = columns, bptt, epochs
+        self.variable, self.seed = variable, seed
+        self._windows: dict[int, list[tuple[int, int]]] = {}
+        self.fixed_per_epoch = -(-(columns - 1) // bptt)
+
+    def windows(self, epoch: int) -> list[tuple[int, int]]:
+        """The (start, length) windows of one epoch."""
+        if epoch not in self._windows:
+            if not self.variable:
+                self._windows[epoch] = [
+                    (s, min(self.bptt, self.columns - 1 - s))
+                    for s in range(0, self.columns - 1, self.bptt)]
+            else:
+                rng = np.random.default_rng([self.seed, epoch])
+                out, start = [], 0
+                while start < self.columns - 1:
+                    base = self.bptt if rng.random() < 0.95 else self.bptt / 2
+                    length = int(min(max(5, int(rng.normal(base, 5))), self.bptt + 20))
+                    length = min(length, self.columns - 1 - start)
+                    out.append((start, length))
+                    start += length
+                self._windows[epoch] = out
+        windows = self._windows[epoch]
+        if len(self._windows) > 4:  # keep memory flat on long runs
+            self._windows.pop(min(e for e in self._windows if e != epoch))
+        return windows
+
+    def per_epoch(self, epoch: int) -> int:
+        return self.fixed_per_epoch if not self.variable else len(self.windows(epoch))
+
+    def total(self) -> int:
+        if not self.variable:
+            return self.epochs * self.fixed_per_epoch
+        return sum(self.per_epoch(e) for e in range(self.epochs))
+
+    def locate(self, step: int) -> tuple[int, int]:
+        """(epoch, index within the epoch) of a global step."""
+        if not self.variable:
+            return divmod(step, self.fixed_per_epoch)
+        epoch = 0
+        while step >= self.per_epoch(epoch):
+            step -= self.per_epoch(epoch)
+            epoch += 1
+        return epoch, step
+
+    def mean_per_epoch(self) -> float:
+        return self.total() / max(self.epochs, 1)

@@ -51,8 +51,13 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     hidden: torch.Tensor | tuple[torch.Tensor, ...],
     record: dict[str, Any],
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write a complete checkpoint to ``folder`` atomically."""
+    """Write a complete checkpoint to ``folder`` atomically.
+
+    ``extra`` holds any further tensors of the run (the running average of the weights under
+    NT-ASGD); ``load_extra`` reads them back.
+    """
     tmp = folder.with_name(folder.name + ".tmp")
     old = folder.with_name(folder.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -70,6 +75,9 @@ def save_checkpoint(
          **{f"rng.{k}": v for k, v in rng.items()}},
         str(tmp / "runtime.safetensors"),
     )
+    if extra:
+        save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()},
+                  str(tmp / "extra.safetensors"))
     with open(tmp / STATE, "w") as handle:
         json.dump({**record, "optimizer": opt_meta}, handle, indent=1)
         handle.flush()
@@ -119,6 +127,13 @@ def load_checkpoint(
     torch.set_rng_state(runtime["rng.torch"])
     if "rng.cuda" in runtime and torch.cuda.is_available():
         torch.cuda.set_rng_state(runtime["rng.cuda"])
-    parts = [runtime[k].to(device) for k in sorted(runtime) if k.startswith("hidden.")]
+    keys = sorted((k for k in runtime if k.startswith("hidden.")), key=lambda k: int(k[7:]))
+    parts = [runtime[k].to(device) for k in keys]
     hidden = tuple(parts) if len(parts) > 1 else parts[0]
     return record, hidden
+
+
+def load_extra(folder: Path, device: torch.device) -> dict[str, torch.Tensor]:
+    """The extra tensors saved with a checkpoint (empty if there were none)."""
+    path = folder / "extra.safetensors"
+    return load_file(str(path), device=str(device)) if path.is_file() else {}

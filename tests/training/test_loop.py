@@ -16,7 +16,8 @@ def _dataset(tmp_path, corpus):
 
 def _config(**overrides) -> TrainConfig:
     base = dict(emb_size=16, hidden_size=16, layers=2, dropout=0.3, bptt=8, batch_size=4,
-                epochs=5, eval_every=15, checkpoint_every=7, log_every=5, device="cpu")
+                epochs=5, eval_every=15, checkpoint_every=7, log_every=5, device="cpu",
+                threads=1)  # one thread: tiny models, and CI machines are often busy
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -63,20 +64,16 @@ def test_resume_refuses_other_settings_and_missing_runs(tmp_path, word_corpus):
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_best(tmp_path, word_corpus, monkeypatch):
     from lm.models import rnn
-    from lm.training import loop
 
     store, data = _dataset(tmp_path, word_corpus)
-    real_loss, calls = loop.F.cross_entropy, {"n": 0}
+    real_loss, calls = rnn.RNNLM.loss, {"n": 0}
 
-    def poisoned(*args, **kwargs):
-        loss = real_loss(*args, **kwargs)
-        if kwargs.get("reduction", "mean") == "mean":  # training steps only, not validation
-            calls["n"] += 1
-            if calls["n"] == 23:
-                return loss * float("nan")
-        return loss
+    def poisoned(self, *args, **kwargs):  # the training loss; validation scores otherwise
+        loss = real_loss(self, *args, **kwargs)
+        calls["n"] += 1
+        return loss * float("nan") if calls["n"] == 23 else loss
 
-    monkeypatch.setattr(loop.F, "cross_entropy", poisoned)
+    monkeypatch.setattr(rnn.RNNLM, "loss", poisoned)
     with pytest.raises(LMError, match=r"NaN/inf at step 23: lower --lr"):
         train(store, data, _config(max_steps=60), "nan", use_wandb=False, progress=False,
               log=lambda *_: None)
@@ -97,3 +94,86 @@ def test_bad_settings(tmp_path, word_corpus, overrides, message):
     store, data = _dataset(tmp_path, word_corpus)
     with pytest.raises(LMError, match=message):
         train(store, data, _config(**overrides), "bad", use_wandb=False, progress=False)
+
+
+def test_fingerprints_of_plain_settings_are_unchanged():
+    from dataclasses import fields
+
+    from lm.training.loop import _LATER_FIELDS, fingerprint_params
+
+    params = fingerprint_params(_config(threads=None))
+    assert not set(params) & set(_LATER_FIELDS)  # models trained before these flags still match
+    assert set(params) == {f.name for f in fields(TrainConfig)} - set(_LATER_FIELDS)
+    assert fingerprint_params(_config(softmax="adaptive"))["softmax"] == "adaptive"
+
+
+def test_awd_options_train_and_resume_exactly(tmp_path, word_corpus):
+    store, data = _dataset(tmp_path, word_corpus)
+    quiet = {"use_wandb": False, "progress": False, "log": lambda *_: None}
+    awd = dict(optimizer="sgd", lr=1.0, locked_dropout=True, dropout_embed=0.1, weight_drop=0.3,
+               variable_bptt=True, ar=1.0, tar=1.0, asgd=True, nonmono=1, eval_every=4,
+               lr_decay=1.0, tied=True, checkpoint_every=5)
+    full, _ = train(store, data, _config(max_steps=40, **awd), "full", **quiet)
+    assert full.metrics["asgd_from"] is not None  # averaging began, and is kept in checkpoints
+    train(store, data, _config(max_steps=23, **awd), "part", **quiet)
+    resumed, _ = train(store, data, _config(max_steps=40, **awd), "part", resume=True, **quiet)
+    assert _weights_hash(resumed) == _weights_hash(full)
+
+
+def test_adaptive_softmax_and_explicit_cells_train(tmp_path, word_corpus):
+    store, data = _dataset(tmp_path, word_corpus)
+    quiet = {"use_wandb": False, "progress": False, "log": lambda *_: None}
+    adaptive, _ = train(store, data, _config(max_steps=40, lr=1e-2, softmax="adaptive",
+                                             cutoffs=[5], eval_every=40), "adaptive", **quiet)
+    explicit, _ = train(store, data, _config(max_steps=40, lr=1e-2, impl="explicit",
+                                             eval_every=40), "explicit", **quiet)
+    for model in (adaptive, explicit):
+        assert model.metrics["best_valid_ppl"] < data.metrics["vocab_size"]
+
+
+def test_variable_bptt_schedule_is_a_function_of_the_step():
+    from lm.training.batching import Schedule
+
+    schedule = Schedule(columns=1000, bptt=35, epochs=3, variable=True, seed=4)
+    again = Schedule(columns=1000, bptt=35, epochs=3, variable=True, seed=4)
+    for epoch in range(3):
+        windows = schedule.windows(epoch)
+        assert windows == again.windows(epoch)
+        assert windows[0][0] == 0 and sum(length for _, length in windows) == 999
+        assert all(s + n == s2 for (s, n), (s2, _) in zip(windows, windows[1:], strict=False))
+        assert all(n <= 55 for _, n in windows)
+    assert schedule.windows(0) != schedule.windows(1)
+    step = schedule.per_epoch(0) + 3
+    assert schedule.locate(step) == (1, 3)
+    fixed = Schedule(columns=100, bptt=10, epochs=2)
+    assert fixed.total() == 20 and fixed.windows(0)[-1] == (90, 9)
+
+
+def test_feeder_fed_window_by_window_gives_the_same_batches():
+    import torch
+
+    from lm.training.loop import Feeder
+
+    rows = torch.arange(60).view(3, 20)
+    whole = Feeder(rows, torch.device("cpu"))
+    streamed = Feeder(rows, torch.device("meta"), resident_bytes=0)
+    streamed.device = torch.device("cpu")  # exercise the copy-ahead path on the CPU
+    assert not streamed.resident
+    for start, length, following in [(0, 5, (5, 5)), (5, 5, (10, 9)), (10, 9, None)]:
+        a = whole.get(start, length, following)
+        b = streamed.get(start, length, following)
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_precision_stays_fp32_on_cpus_without_fast_bf16(monkeypatch):
+    import torch
+
+    from lm.training import loop
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not loop.cpu_has_fast_bf16()
+    assert loop.pick_precision("auto", torch.device("cpu")) is None
+    assert loop.pick_precision("bf16", torch.device("cpu")) == torch.bfloat16
+    assert loop.pick_precision("fp32", torch.device("cpu")) is None
+    with pytest.raises(LMError, match="--precision"):
+        _config(precision="fp16").check()
