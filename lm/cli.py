@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import typer
-from safetensors import SafetensorError
 from rich.table import Table
+from safetensors import SafetensorError
 
 from lm.artifacts import Artifact
 from lm.cli_common import announce, err, out, state, store
