@@ -92,7 +92,7 @@ def mix_logprobs(rnn_lp: np.ndarray, ngram_lp: np.ndarray, weight: float) -> np.
 
 def score(store: Store, ref: str, split: str = "test", file: Path | None = None,
           text: str | None = None, doc_sep: str = "line", context: str = "stream",
-          batch_size: int = 10, mix: str | None = None, weight: str = "auto",
+          batch_size: int = 64, mix: str | None = None, weight: str = "auto",
           device: str = "auto", per_token: bool = False) -> dict[str, Any]:
     artifact = store.resolve(ref, MODEL_KINDS)
     tokenizer = load_tokenizer(artifact.file("tokenizer.json"))
