@@ -47,6 +47,8 @@ class Processors:
 
     def __call__(self, logprobs: torch.Tensor, histories: list[list[int]],
                  states: list[State] | None = None) -> torch.Tensor:
+        if self.constraint is None and self.repetition_penalty == 1.0 and not self.no_repeat_ngram:
+            return logprobs  # nothing to do: no copy of a [B, V] tensor
         scores = logprobs.float().clone()
         if self.constraint is not None:
             assert states is not None

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lm.errors import LMError
-from lm.generation.sampling import RNNStepper, choose, generate
+from lm.generation.sampling import RNNStepper, choose, draw, generate
 from lm.models import rnn
 
 
@@ -19,6 +19,9 @@ class TableStepper:
 
     def advance(self, tokens):
         return self.table[tokens]
+
+    def select(self, rows):
+        pass
 
 
 def _model(seed=0):
@@ -67,3 +70,38 @@ def test_sampling_frequencies_follow_the_distribution():
 def test_bad_sampling_arguments(kwargs, message):
     with pytest.raises(LMError, match=message):
         generate(RNNStepper(_model()), [], **kwargs)
+
+
+def test_draw_never_picks_an_excluded_token():
+    probs = torch.tensor([[0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+    g = torch.Generator().manual_seed(0)
+    tokens = draw(probs.repeat(3000, 1), g).view(-1, 3)
+    assert set(tokens[:, 0].tolist()) == {1, 2}
+    assert set(tokens[:, 1].tolist()) == {3} and set(tokens[:, 2].tolist()) == {0}
+
+
+def test_finished_samples_leave_the_batch():
+    """Rows that drew <eos> are dropped from the batch; the others continue unchanged."""
+    table = torch.full((4, 4), 0.01)
+    table[1, 2] = table[2, 3] = table[3, 3] = 0.97  # eos → 2 → 3 → 3 …
+    table[2, 1] = 0.5  # after a 2, half the samples stop
+    table = table / table.sum(1, keepdim=True)
+    sizes = []
+
+    class Counting(TableStepper):
+        def start(self, contexts):
+            self.last = [c[-1] for c in contexts]
+            return self.table[self.last]
+
+        def advance(self, tokens):
+            sizes.append(len(tokens))
+            assert len(tokens) == len(self.last)
+            self.last = tokens.tolist()
+            return self.table[tokens]
+
+        def select(self, rows):
+            self.last = [self.last[r] for r in rows.tolist()]
+
+    outputs = generate(Counting(table), [], num=200, max_tokens=6, seed=0)
+    assert sizes[-1] < sizes[0] < 200
+    assert sizes == [sum(len(o) > k for o in outputs) for k in range(len(sizes))]
