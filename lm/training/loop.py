@@ -699,7 +699,7 @@ def _wandb_run(name: str, params: dict, run_dir: Path):
     mode = os.environ.get("WANDB_MODE") or ("online" if logged_in else "offline")
     try:
         return wandb.init(project="lm", name=name, config=params, dir=str(run_dir), mode=mode,
-                          reinit=True)
+                          reinit="finish_previous")
     except Exception as exc:  # a logging failure must not stop training
         print(f"warning: wandb disabled ({str(exc).splitlines()[0][:120]})")
         return None
