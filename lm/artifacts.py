@@ -141,6 +141,9 @@ class Store:
 
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise LMError(f"the artifact store {self.root} is not a folder: pass --artifacts "
+                          "a folder (or set LM_HOME to one)")
 
     # -- reading -------------------------------------------------------------------------
     def versions(self, kind: str, name: str) -> list[Artifact]:

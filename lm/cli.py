@@ -16,9 +16,12 @@ from rich.table import Table
 from safetensors import SafetensorError
 
 from lm.artifacts import Artifact
-from lm.cli_common import announce, err, out, state, store
+from lm.cli_common import err, out, state, store
+from lm.data.command import prepare
 from lm.errors import LMError
+from lm.evaluation.command import compare, perplexity
 from lm.generation.command import sample
+from lm.ngram.command import ngram
 from lm.training.command import train
 
 app = typer.Typer(
@@ -28,8 +31,13 @@ app = typer.Typer(
 )
 artifacts_app = typer.Typer(no_args_is_help=True, help="List and inspect artifacts.")
 app.add_typer(artifacts_app, name="artifacts")
+# One line per stage, in pipeline order.
+app.command()(prepare)
 app.command()(train)
+app.command()(perplexity)
 app.command()(sample)
+app.command()(ngram)
+app.command()(compare)
 
 
 @app.callback()
@@ -40,159 +48,6 @@ def _global(
 ) -> None:
     state["root"] = artifacts
     state["debug"] = debug
-
-
-def _floats(text: str, flag: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise LMError(f"{flag} takes comma-separated numbers, e.g. 0.9,0.05,0.05, not {text!r}") \
-            from None
-
-
-def _default_name(source: str) -> str:
-    if source.startswith("chinese-poetry:"):
-        return source.split(":", 1)[1].replace("/", "-")
-    path = Path(source)
-    return (path.stem if path.is_file() else path.name) or "dataset"
-
-
-# ---------------------------------------------------------------------------------- prepare
-@app.command()
-def prepare(
-    source: str = typer.Argument(..., help="A .txt file, a folder with train/valid/test.txt, a "
-                                 ".jsonl/.json/.parquet/.csv file, chinese-poetry:NAME, or a "
-                                 "Hugging Face Hub dataset id."),
-    name: str | None = typer.Option(None, help="Artifact name (default: from the source)."),
-    level: str = typer.Option("char", help="Tokenizer level: char, word or bpe."),
-    vocab_size: int | None = typer.Option(None, help="Keep at most this many types "
-                                             "(<unk> and <eos> included)."),
-    min_freq: int = typer.Option(1, help="Types seen fewer times in train become <unk>."),
-    doc_sep: str = typer.Option("line", help="Documents in .txt files: line, blank (blank-line "
-                                "separated) or file."),
-    text_field: str = typer.Option("text", help="Field holding the text in tabular sources."),
-    split_ratios: str = typer.Option("0.9,0.05,0.05", help="train,valid,test shares when the "
-                                     "source gives no splits."),
-    shuffle: bool = typer.Option(True, help="Shuffle documents before splitting (seeded); "
-                                 "--no-shuffle cuts in order by characters."),
-    seed: int = typer.Option(0, help="Seed for the document shuffle."),
-    simplify: bool = typer.Option(False, help="Convert traditional to simplified Chinese "
-                                  "(OpenCC)."),
-    num_proc: int | None = typer.Option(None, help="Processes for datasets' map."),
-) -> None:
-    """Load text, split it by document, train a tokenizer, encode every split."""
-    from lm.data.prepare import PrepareConfig
-    from lm.data.prepare import prepare as run_prepare
-
-    ratios = _floats(split_ratios, "--split-ratios")
-    if len(ratios) != 3:
-        raise LMError(f"--split-ratios takes three numbers (train,valid,test), not {split_ratios}")
-    config = PrepareConfig(source, level, vocab_size, min_freq, doc_sep, text_field, ratios,
-                           shuffle, seed, simplify, num_proc)
-    artifact, reused = run_prepare(store(), config, name or _default_name(source))
-    _announce(artifact, reused)
-    table = Table("split", "documents", "tokens", "characters", "unk rate")
-    for split, m in artifact.metrics["splits"].items():
-        table.add_row(split, f"{m['documents']:,}", f"{m['tokens']:,}", f"{m['characters']:,}",
-                      f"{m['unk_rate']:.3%}")
-    out.print(table)
-    out.print(f"vocabulary: {artifact.metrics['vocab_size']:,} ({artifact.manifest['level']})")
-
-
-def _announce(artifact: Artifact, reused: bool) -> None:
-    announce(out, artifact, reused)
-
-
-# ------------------------------------------------------------------------------- perplexity
-@app.command()
-def perplexity(
-    model: str = typer.Argument(..., help="Model or n-gram artifact."),
-    split: str = typer.Option("test", help="Split of the model's dataset (valid,test joins)."),
-    file: Path | None = typer.Option(None, help="Score a text file instead."),
-    text: str | None = typer.Option(None, help="Score this text instead."),
-    doc_sep: str = typer.Option("line", help="Documents in --file: line, blank or file."),
-    context: str = typer.Option("stream", help="stream (carry state across documents) or "
-                                "document (each from a fresh state)."),
-    batch_size: int = typer.Option(64, help="Segments (stream) or documents scored at once."),
-    mix: str | None = typer.Option(None, help="An n-gram artifact to interpolate with."),
-    weight: str = typer.Option("auto", help="RNN weight λ in the mixture, or auto (tuned on "
-                               "valid)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    per_token: bool = typer.Option(False, help="List each token's surprisal in bits."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
-) -> None:
-    """Perplexity, bits per token and bits per character on a split, a file or a text."""
-    from lm.evaluation.scoring import score
-
-    result = score(store(), model, split=split, file=file, text=text, doc_sep=doc_sep,
-                   context=context, batch_size=batch_size, mix=mix, weight=weight,
-                   device=device, per_token=per_token)
-    if as_json:
-        print(json.dumps(result, ensure_ascii=False))
-        return
-    table = Table("measure", "value", title=f"{result['model']} on {result['on']}")
-    for key in ("tokens", "oov", "nats_per_token", "bits_per_token", "perplexity",
-                "bits_per_char", "weight"):
-        value = result.get(key)
-        if value is not None:
-            table.add_row(key.replace("_", " "),
-                          f"{value:,}" if isinstance(value, int) else f"{value:.4f}")
-    out.print(table)
-    if per_token:
-        for token, bits in result["per_token"]:
-            out.print(f"{token!r}\t{bits:.3f}")
-
-
-# ------------------------------------------------------------------------------------ ngram
-@app.command()
-def ngram(
-    dataset: str = typer.Argument(..., help="Dataset artifact to count (its train split)."),
-    order: int = typer.Option(5, help="n-gram order (1 and up)."),
-    name: str | None = typer.Option(None, help="Artifact name (default: DATASET-ORDERgram)."),
-    from_arpa: Path | None = typer.Option(None, help="Import this ARPA file instead of "
-                                             "estimating (e.g. from KenLM)."),
-    arpa: bool = typer.Option(True, help="Also write model.arpa into the artifact."),
-) -> None:
-    """An interpolated modified Kneser-Ney n-gram model on the dataset's tokens."""
-    from lm.ngram.stage import build_ngram
-
-    s = store()
-    data = s.resolve(dataset, "dataset")
-    default = f"{data.name}-{'arpa' if from_arpa else f'{order}gram'}"
-    artifact, reused = build_ngram(s, data, order, name or default, from_arpa, arpa)
-    _announce(artifact, reused)
-    m = artifact.metrics
-    out.print(f"order {m['order']} · n-grams per order {m['ngrams']} · built in "
-              f"{m['build_seconds']:.2f} s")
-    for split in ("valid", "test"):
-        if f"{split}_perplexity" in m:
-            out.print(f"{split} perplexity {m[f'{split}_perplexity']:.3f}")
-
-
-# ---------------------------------------------------------------------------------- compare
-@app.command()
-def compare(
-    refs: list[str] = typer.Argument(..., help="Models and n-grams to compare."),
-    split: str = typer.Option("test", help="Split of their dataset."),
-    name: str | None = typer.Option(None, help="Artifact name for the comparison "
-                                    "(default: the compared names joined by -vs-)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
-) -> None:
-    """Perplexity, bits/token and bits/char of several models on the same split."""
-    from lm.evaluation.compare import compare as run_compare
-
-    default = "-vs-".join(ref.split(":")[-1].split("@")[0] for ref in refs)
-    artifact, rows = run_compare(store(), refs, split, name or default, device)
-    table = Table("model", "kind", "tokens", "perplexity", "bits/token", "bits/char",
-                  title=f"{split} split")
-    for row in rows:
-        bpc = row["bits_per_char"]
-        table.add_row(row["ref"], row["kind"], f"{row['tokens']:,}", f"{row['perplexity']:.2f}",
-                      f"{row['bits_per_token']:.4f}", f"{bpc:.4f}" if bpc else "-")
-    out.print(table)
-    if not artifact.metrics["same_tokens"]:
-        err.print("warning: these models were scored on different datasets; compare bits/char")
-    out.print(f"wrote {artifact.ref} (comparison.json, comparison.png)")
 
 
 # -------------------------------------------------------------------------------- artifacts

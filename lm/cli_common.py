@@ -8,8 +8,10 @@ from rich.console import Console
 
 from lm.artifacts import Artifact, Store
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: a line a person copies (an error, an echoed command, a path) is never hard-wrapped,
+# whatever the terminal width or when the output is not a terminal.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 state: dict[str, Path | bool | None] = {"root": None, "debug": False}
 
 

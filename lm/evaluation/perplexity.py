@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from lm.models.rnn import RNNLM, detach
+from lm.runtime import reuse_freed_memory
 from lm.tokenization import EOS_ID, UNK_ID
-from lm.training.memory import reuse_freed_memory
 
 LN2 = math.log(2.0)
 

@@ -60,7 +60,7 @@ def model_logprobs(store: Store, artifact: Artifact, ids: np.ndarray, context: s
         return NgramModel.load(artifact.path).logprobs(np.asarray(ids))
     from lm.evaluation.perplexity import document_logprobs, stream_logprobs
     from lm.models import rnn
-    from lm.training.loop import pick_device
+    from lm.runtime import pick_device
 
     if context not in ("stream", "document"):
         raise LMError(f"--context must be stream or document, not {context!r}")

@@ -63,7 +63,7 @@ def stepper_for(artifact: Artifact, device: str = "auto") -> Stepper:
 
         return NgramStepper(NgramModel.load(artifact.path))
     from lm.models import rnn
-    from lm.training.loop import pick_device
+    from lm.runtime import pick_device
 
     dev = pick_device(device)
     return RNNStepper(rnn.load(artifact.path, device=dev), dev)

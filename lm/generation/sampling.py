@@ -18,8 +18,8 @@ import torch
 from lm.errors import LMError
 from lm.generation.processors import Processors
 from lm.models.rnn import RNNLM
+from lm.runtime import reuse_freed_memory
 from lm.tokenization import EOS_ID
-from lm.training.memory import reuse_freed_memory
 
 
 class Stepper(Protocol):

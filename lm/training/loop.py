@@ -43,11 +43,10 @@ from lm.data.prepare import load_split, split_characters
 from lm.errors import LMError
 from lm.evaluation.perplexity import evaluate
 from lm.models import rnn
+from lm.runtime import PRECISIONS, pick_device, pick_precision, reuse_freed_memory
 from lm.training import checkpoint as ckpt
 from lm.training.batching import Schedule, batchify
-from lm.training.memory import reuse_freed_memory
 
-PRECISIONS = ("auto", "fp32", "bf16")
 # Token streams up to this size live on the GPU whole; larger ones are fed window by window.
 DEVICE_RESIDENT_BYTES = 2 << 30
 
@@ -150,52 +149,6 @@ def fingerprint_params(config: TrainConfig) -> dict[str, Any]:
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     return {k: v for k, v in asdict(config).items()
             if k not in _LATER_FIELDS or v != defaults[k]}
-
-
-def pick_device(requested: str) -> torch.device:
-    """CUDA, then MPS, then CPU; a device that is asked for but absent is an error."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise LMError(
-            f"unknown --device {requested!r}: use auto, cpu, cuda, cuda:N or mps"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LMError(f"--device {requested} asked for CUDA, but no CUDA GPU is available: "
-                      "use --device cpu or auto")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise LMError(f"--device {requested} asked for MPS, which is not available: use cpu")
-    return device
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AMX tiles, found on AVX-512 CPUs).
-
-    Without it bf16 is emulated: on an AVX2-only CPU bf16 autocast made the LSTM about 20×
-    slower, so ``--precision auto`` keeps fp32 there.
-    """
-    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
-        return False
-    amx = getattr(getattr(torch._C, "_cpu", None), "_is_amx_tile_supported", None)
-    return bool(amx and amx())
-
-
-def pick_precision(requested: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32."""
-    if requested == "fp32" or device.type not in ("cuda", "cpu"):
-        return None
-    fast = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_fast_bf16()
-    if requested == "bf16":
-        if device.type == "cuda" and not fast:
-            raise LMError("--precision bf16: this GPU has no bf16 support; use fp32")
-        return torch.bfloat16
-    return torch.bfloat16 if fast else None
 
 
 class _Stop:

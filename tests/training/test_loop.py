@@ -168,12 +168,12 @@ def test_feeder_fed_window_by_window_gives_the_same_batches():
 def test_precision_stays_fp32_on_cpus_without_fast_bf16(monkeypatch):
     import torch
 
-    from lm.training import loop
+    from lm import runtime
 
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
-    assert not loop.cpu_has_fast_bf16()
-    assert loop.pick_precision("auto", torch.device("cpu")) is None
-    assert loop.pick_precision("bf16", torch.device("cpu")) == torch.bfloat16
-    assert loop.pick_precision("fp32", torch.device("cpu")) is None
+    assert not runtime.cpu_has_fast_bf16()
+    assert runtime.pick_precision("auto", torch.device("cpu")) is None
+    assert runtime.pick_precision("bf16", torch.device("cpu")) == torch.bfloat16
+    assert runtime.pick_precision("fp32", torch.device("cpu")) is None
     with pytest.raises(LMError, match="--precision"):
         _config(precision="fp16").check()
