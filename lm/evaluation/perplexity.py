@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lm.models.rnn import RNNLM, detach
+from lm.models.rnn import RNNLM
 from lm.runtime import reuse_freed_memory
 from lm.tokenization import EOS_ID, UNK_ID
 
@@ -117,7 +117,7 @@ def stream_logprobs(model: RNNLM, ids: np.ndarray, batch_size: int = 10, bptt: i
     for start in range(0, length, bptt):
         x = inputs[:, start:start + bptt]
         logprobs, hidden = _target_logprobs(model, x, hidden, targets[:, start:start + bptt])
-        hidden = detach(hidden)
+        hidden = hidden.detach()
         out[:, start:start + x.shape[1]] = logprobs.double()
     model.train(was_training)
     return out.flatten()[:n].cpu().numpy()

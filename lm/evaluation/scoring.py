@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from lm.artifacts import Artifact, Store
+from lm.data.local import check_text_file
 from lm.data.prepare import load_split, split_characters
-from lm.data.sources import _check_text_file
 from lm.errors import LMError
 from lm.evaluation.perplexity import LN2, Evaluation
 from lm.tokenization import encode_documents, load_tokenizer, vocabulary
@@ -42,7 +42,7 @@ def documents_from(file: Path | None, text: str | None, doc_sep: str) -> list[st
     assert file is not None
     if not file.is_file():
         raise LMError(f"no such file: {file}: check the path")
-    _check_text_file(file)
+    check_text_file(file)
     content = file.read_text("utf-8")
     if doc_sep == "line":
         return content.removesuffix("\n").split("\n")

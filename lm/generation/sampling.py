@@ -61,11 +61,7 @@ class RNNStepper:
         return torch.log_softmax(logits[:, -1].float(), dim=-1)
 
     def select(self, rows: torch.Tensor) -> None:
-        rows = rows.to(self.device)
-        if isinstance(self.hidden, tuple):
-            self.hidden = tuple(h.index_select(1, rows) for h in self.hidden)
-        else:
-            self.hidden = self.hidden.index_select(1, rows)
+        self.hidden = self.hidden.select(rows.to(self.device))
 
 
 def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None,

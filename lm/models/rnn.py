@@ -35,12 +35,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lm.errors import LMError
-from lm.models.cells import ExplicitRNN
+from lm.models.cells import CELLS, ExplicitRNN, cell_spec
+from lm.models.state import RecurrentState
+from lm.settings import check_settings, comma_ints, setting
 
-CELLS = ("rnn-tanh", "rnn-relu", "gru", "lstm")
 SOFTMAXES = ("full", "adaptive")
 IMPLS = ("fused", "explicit")
-Hidden = torch.Tensor | tuple[torch.Tensor, ...]
 
 # cuDNN warns on every call when weight drop hands it weights outside its flat buffer.
 warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
@@ -112,48 +112,53 @@ def default_cutoffs(vocab_size: int) -> list[int]:
     return cutoffs or [max(1, vocab_size // 4)]
 
 
+def _dropout_rate(value: float) -> bool:
+    return 0.0 <= value < 1.0
+
+
 @dataclass
 class ModelConfig:
-    vocab_size: int
-    cell: str = "lstm"
-    layers: int = 2
-    emb_size: int = 256
-    hidden_size: int = 256
-    dropout: float = 0.2
-    tied: bool = False
-    softmax: str = "full"
-    cutoffs: list[int] | None = None
-    impl: str = "fused"
-    locked_dropout: bool = False
-    dropout_input: float | None = None
-    dropout_hidden: float | None = None
-    dropout_embed: float = 0.0
-    weight_drop: float = 0.0
+    """The network's shape and regularisation; its settings are ``lm train`` flags."""
+
+    vocab_size: int = setting(0, "Vocabulary size (from the dataset).", cli=False)
+    cell: str = setting("lstm", "Recurrent cell.", choices=lambda: CELLS)
+    layers: int = setting(2, "Stacked recurrent layers.", at_least=1)
+    emb_size: int = setting(256, "Embedding size.", at_least=1)
+    hidden_size: int = setting(256, "Hidden state size.", at_least=1)
+    dropout: float = setting(0.2, "Dropout on embeddings, between layers and output.",
+                             valid=_dropout_rate, rule="in [0, 1)")
+    tied: bool = setting(False, "Tie input and output embeddings.")
+    softmax: str = setting("full", "full, or adaptive (AdaptiveLogSoftmaxWithLoss: much faster "
+                           "for large word vocabularies).", choices=SOFTMAXES, later=True)
+    cutoffs: list[int] | None = setting(None, "Adaptive-softmax cluster bounds, e.g. "
+                                        "2000,10000 (default: by vocabulary size).",
+                                        parse=comma_ints, later=True)
+    impl: str = setting("fused", "fused (cuDNN/oneDNN) or explicit (the cell equations of "
+                        "lm.models.cells; cells without a fused layer always run explicit).",
+                        choices=IMPLS, later=True)
+    locked_dropout: bool = setting(False, "AWD: one dropout mask per sequence (variational) on "
+                                   "inputs, between layers, output.", later=True)
+    dropout_input: float | None = setting(None, "Dropout on the embeddings (default: "
+                                          "--dropout).", valid=_dropout_rate,
+                                          rule="in [0, 1)", later=True)
+    dropout_hidden: float | None = setting(None, "Dropout between layers (default: "
+                                           "--dropout).", valid=_dropout_rate,
+                                           rule="in [0, 1)", later=True)
+    dropout_embed: float = setting(0.0, "AWD: drop whole words from the embedding matrix.",
+                                   valid=_dropout_rate, rule="in [0, 1)", later=True)
+    weight_drop: float = setting(0.0, "AWD: DropConnect on the hidden-to-hidden weights.",
+                                 valid=_dropout_rate, rule="in [0, 1)", later=True)
 
     def check(self) -> None:
-        if self.cell not in CELLS:
-            raise LMError(f"--cell must be one of {', '.join(CELLS)}, not {self.cell!r}")
-        for flag, value in (("--layers", self.layers), ("--emb-size", self.emb_size),
-                            ("--hidden-size", self.hidden_size)):
-            if value < 1:
-                raise LMError(f"{flag} must be at least 1, not {value}")
-        for flag, value in (("--dropout", self.dropout), ("--dropout-input", self.dropout_input),
-                            ("--dropout-hidden", self.dropout_hidden),
-                            ("--dropout-embed", self.dropout_embed),
-                            ("--weight-drop", self.weight_drop)):
-            if value is not None and not 0.0 <= value < 1.0:
-                raise LMError(f"{flag} must be in [0, 1), not {value}")
-        if self.softmax not in SOFTMAXES:
-            raise LMError(f"--softmax must be full or adaptive, not {self.softmax!r}")
-        if self.impl not in IMPLS:
-            raise LMError(f"--impl must be fused or explicit, not {self.impl!r}")
+        check_settings(self)
         if self.softmax == "adaptive":
             if self.tied:
                 raise LMError("--tied needs --softmax full (the adaptive softmax has no single "
                               "output matrix to tie)")
             cutoffs = self.adaptive_cutoffs()
-            if (any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False))
-                    or cutoffs[0] < 1 or cutoffs[-1] >= self.vocab_size):
+            unordered = any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False))
+            too_large = bool(self.vocab_size) and cutoffs[-1] >= self.vocab_size
+            if unordered or cutoffs[0] < 1 or too_large:
                 raise LMError(f"--cutoffs {','.join(map(str, cutoffs))} must increase and lie "
                               f"between 1 and the vocabulary size ({self.vocab_size}) − 1")
 
@@ -168,14 +173,10 @@ class ModelConfig:
 
 def _recurrent(cell: str, impl: str, input_size: int, hidden_size: int, layers: int,
                dropout: float) -> nn.Module:
-    if impl == "explicit":
+    fused = cell_spec(cell).fused
+    if impl == "explicit" or fused is None:
         return ExplicitRNN(cell, input_size, hidden_size, layers, dropout)
-    if cell == "lstm":
-        return nn.LSTM(input_size, hidden_size, layers, dropout=dropout, batch_first=True)
-    if cell == "gru":
-        return nn.GRU(input_size, hidden_size, layers, dropout=dropout, batch_first=True)
-    return nn.RNN(input_size, hidden_size, layers, nonlinearity=cell.split("-")[1],
-                  dropout=dropout, batch_first=True)
+    return fused(input_size, hidden_size, layers, dropout)
 
 
 class RNNLM(nn.Module):
@@ -183,6 +184,7 @@ class RNNLM(nn.Module):
         super().__init__()
         config.check()
         self.config = config
+        self.spec = cell_spec(config.cell)
         self.embedding = nn.Embedding(config.vocab_size, config.emb_size)
         self.dropout = nn.Dropout(config.dropout)
         self.p_input = config.dropout if config.dropout_input is None else config.dropout_input
@@ -233,16 +235,22 @@ class RNNLM(nn.Module):
                 module.compile_step()
 
     # ------------------------------------------------------------------ recurrent state
-    def init_hidden(self, batch_size: int, device: torch.device | str = "cpu") -> Hidden:
-        lstm = self.config.cell == "lstm"
-        if self.config.per_layer:  # one (h[, c]) per layer, flattened into a tuple
-            parts = []
-            for size in self.sizes:
-                parts += [torch.zeros(1, batch_size, size, device=device)] * (2 if lstm else 1)
-            return tuple(p.clone() for p in parts)
+    def init_hidden(self, batch_size: int, device: torch.device | str = "cpu"
+                    ) -> RecurrentState:
+        """Zeros: the cell's state parts for the whole stack, or for each layer in turn."""
+        per = self.spec.state_parts
+        if self.config.per_layer:  # layer 0's parts, then layer 1's, ...
+            return RecurrentState(tuple(torch.zeros(1, batch_size, size, device=device)
+                                        for size in self.sizes for _ in range(per)))
         shape = (self.config.layers, batch_size, self.config.hidden_size)
-        zeros = torch.zeros(shape, device=device)
-        return (zeros, zeros.clone()) if lstm else zeros
+        return RecurrentState(tuple(torch.zeros(shape, device=device) for _ in range(per)))
+
+    def _as_module_state(self, parts: tuple[torch.Tensor, ...]):
+        """torch's layers take ``h`` alone, or ``(h, c)``: the cell says which."""
+        return parts if self.spec.state_parts > 1 else parts[0]
+
+    def _from_module_state(self, state) -> tuple[torch.Tensor, ...]:
+        return tuple(state) if self.spec.state_parts > 1 else (state,)
 
     # --------------------------------------------------------------------- the network
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
@@ -261,14 +269,19 @@ class RNNLM(nn.Module):
             return x * mask
         return F.dropout(x, p, True)
 
-    def _run(self, module: nn.Module, x: torch.Tensor, hidden: Hidden) -> tuple:
+    def _run(self, module: nn.Module, x: torch.Tensor, hidden) -> tuple:
         if self.training and self.config.weight_drop > 0:
             weight = module.weight_hh_l0
             dropped = F.dropout(weight, self.config.weight_drop, True)
             return torch.func.functional_call(module, {"weight_hh_l0": dropped}, (x, hidden))
         return module(x, hidden)
 
-    def _recur(self, module: nn.Module, x: torch.Tensor, hidden: Hidden) -> tuple:
+    def _recur(self, module: nn.Module, x: torch.Tensor, parts: tuple[torch.Tensor, ...]
+               ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        output, state = self._recur_module(module, x, self._as_module_state(parts))
+        return output, self._from_module_state(state)
+
+    def _recur_module(self, module: nn.Module, x: torch.Tensor, hidden) -> tuple:
         if x.device.type == "cpu" and self.config.impl == "fused":
             # oneDNN's CPU RNNs have no mixed-precision kernel: run the recurrence in fp32 and
             # let autocast speed up the projections and the softmax, where the time goes.
@@ -277,30 +290,28 @@ class RNNLM(nn.Module):
                 return self._run(module, x.float() if low else x, hidden)
         return self._run(module, x, hidden)
 
-    def _features(self, ids: torch.Tensor, hidden: Hidden
-                  ) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
+    def _features(self, ids: torch.Tensor, hidden: RecurrentState
+                  ) -> tuple[torch.Tensor, RecurrentState, torch.Tensor]:
         """(dropped top-layer output, next hidden state, top-layer output before dropout)."""
         x = self._drop(self._embed(ids), self.p_input)
         if not self.config.per_layer:
-            raw, hidden = self._recur(self.rnn, x, hidden)
+            raw, parts = self._recur(self.rnn, x, hidden.parts)
         else:
-            parts = (hidden,) if isinstance(hidden, torch.Tensor) else tuple(hidden)
-            per = 2 if self.config.cell == "lstm" else 1
-            new_parts: list[torch.Tensor] = []
+            per, parts = self.spec.state_parts, ()
             for layer, module in enumerate(self.rnns):
-                state = parts[layer * per:(layer + 1) * per]
-                x, state = self._recur(module, x, state if per == 2 else state[0])
-                new_parts += list(state) if per == 2 else [state]
+                x, state = self._recur(module, x, hidden.parts[layer * per:(layer + 1) * per])
+                parts += state
                 raw = x
                 if layer < len(self.rnns) - 1:
                     x = self._drop(x, self.p_hidden)
-            hidden = tuple(new_parts)
+        hidden = RecurrentState(parts)
         output = self._drop(raw, self.config.dropout)
         if self.projection is not None:
             output = self.projection(output)
         return output, hidden, raw
 
-    def features(self, ids: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
+    def features(self, ids: torch.Tensor, hidden: RecurrentState
+                 ) -> tuple[torch.Tensor, RecurrentState]:
         """Top-layer outputs [B, T, E or H] for token ids [B, T], and the next hidden state."""
         output, hidden, _ = self._features(ids, hidden)
         return output, hidden
@@ -314,10 +325,6 @@ class RNNLM(nn.Module):
                 flat = self.decoder.log_prob(output.reshape(-1, output.shape[-1]).float())
             return flat.view(*output.shape[:-1], -1)
         return self.decoder(output)
-
-    def log_probs(self, output: torch.Tensor) -> torch.Tensor:
-        """Next-token log-probabilities [B, T, V] in float32."""
-        return torch.log_softmax(self.scores(output).float(), dim=-1)
 
     def target_logprobs(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """log p(target) [B, T] in float32; the adaptive softmax computes only what it needs."""
@@ -342,7 +349,8 @@ class RNNLM(nn.Module):
                                         targets.reshape(-1))
         return F.cross_entropy(self.decoder(output).float().flatten(0, 1), targets.flatten())
 
-    def forward(self, ids: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
+    def forward(self, ids: torch.Tensor, hidden: RecurrentState
+                ) -> tuple[torch.Tensor, RecurrentState]:
         """Scores [B, T, V] for token ids [B, T] (see ``scores``), and the next hidden state."""
         output, hidden = self.features(ids, hidden)
         return self.scores(output), hidden
@@ -360,8 +368,8 @@ class TrainingStep(nn.Module):
         super().__init__()
         self.model, self.ar, self.tar = model, ar, tar
 
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, hidden: Hidden
-                ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, hidden: RecurrentState
+                ) -> tuple[torch.Tensor, torch.Tensor, RecurrentState]:
         output, hidden, raw = self.model._features(inputs, hidden)
         nll = self.model.loss(output, targets)
         objective = nll
@@ -370,13 +378,6 @@ class TrainingStep(nn.Module):
         if self.tar:
             objective = objective + self.tar * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
         return objective, nll, hidden
-
-
-def detach(hidden: Hidden) -> Hidden:
-    """Cut the graph at a BPTT boundary while keeping the state's values."""
-    if isinstance(hidden, tuple):
-        return tuple(h.detach() for h in hidden)
-    return hidden.detach()
 
 
 def save(model: RNNLM, directory: Path, weights_name: str = "model.safetensors") -> None:

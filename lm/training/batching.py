@@ -1,5 +1,8 @@
 """Truncated-BPTT batches over a token stream, as in PyTorch's word_language_model.
 
+``batchify`` cuts the stream into rows, ``Schedule`` says where each step reads, ``Feeder``
+puts each window on the device.
+
 The stream is cut into ``batch_size`` contiguous rows; step ``i`` of an epoch reads the
 window ``[i*bptt, (i+1)*bptt)`` of every row and predicts it shifted by one. Because a batch
 is a pure function of the step number, a resumed run sees exactly the batches it would have.
@@ -12,6 +15,9 @@ import torch
 
 from lm.errors import LMError
 
+# Token streams up to this size live on the GPU whole; larger ones are fed window by window.
+DEVICE_RESIDENT_BYTES = 2 << 30
+
 
 def batchify(ids: np.ndarray, batch_size: int) -> torch.Tensor:
     """[batch_size, N] rows of consecutive tokens; the tail that does not fill a row is dropped."""
@@ -23,19 +29,6 @@ def batchify(ids: np.ndarray, batch_size: int) -> torch.Tensor:
         )
     data = np.asarray(ids[: columns * batch_size], dtype=np.int64)
     return torch.from_numpy(data.reshape(batch_size, columns))
-
-
-def steps_per_epoch(rows: torch.Tensor, bptt: int) -> int:
-    return -(-(rows.shape[1] - 1) // bptt)
-
-
-def get_batch(
-    rows: torch.Tensor, step_in_epoch: int, bptt: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and targets [B, T] for one step; the last window of an epoch may be shorter."""
-    start = step_in_epoch * bptt
-    length = min(bptt, rows.shape[1] - 1 - start)
-    return rows[:, start:start + length], rows[:, start + 1:start + 1 + length]
 
 
 class Schedule:
@@ -85,6 +78,12 @@ class Schedule:
             return self.epochs * self.fixed_per_epoch
         return sum(self.per_epoch(e) for e in range(self.epochs))
 
+    def following(self, epoch: int, index: int) -> tuple[int, int] | None:
+        """The window after ``index`` of ``epoch`` (to fetch ahead), None after the last."""
+        if index + 1 < len(self.windows(epoch)):
+            return self.windows(epoch)[index + 1]
+        return self.windows(epoch + 1)[0] if epoch + 1 < self.epochs else None
+
     def locate(self, step: int) -> tuple[int, int]:
         """(epoch, index within the epoch) of a global step."""
         if not self.variable:
@@ -95,5 +94,37 @@ class Schedule:
             epoch += 1
         return epoch, step
 
-    def mean_per_epoch(self) -> float:
-        return self.total() / max(self.epochs, 1)
+
+class Feeder:
+    """Training windows on the device.
+
+    A stream that fits (every usual corpus) is moved to the device once, and a window is a
+    view: no copy per step. A larger one stays in host memory, pinned when the device is a
+    GPU, and the next window is copied ahead asynchronously while this one computes.
+    """
+
+    def __init__(self, rows: torch.Tensor, device: torch.device,
+                 resident_bytes: int = DEVICE_RESIDENT_BYTES) -> None:
+        self.device = device
+        self.resident = device.type == "cpu" or rows.numel() * 8 <= resident_bytes
+        if self.resident:
+            self.rows = rows.to(device)
+        else:
+            self.rows = rows.pin_memory() if device.type == "cuda" else rows
+        self._ahead: tuple[tuple[int, int], torch.Tensor] | None = None
+
+    def _copy(self, start: int, length: int) -> torch.Tensor:
+        return self.rows[:, start:start + length + 1].to(self.device, non_blocking=True)
+
+    def get(self, start: int, length: int, following: tuple[int, int] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets [B, length] of a window; ``following`` is fetched ahead."""
+        if self.resident:
+            return (self.rows[:, start:start + length],
+                    self.rows[:, start + 1:start + 1 + length])
+        if self._ahead is not None and self._ahead[0] == (start, length):
+            window = self._ahead[1]
+        else:
+            window = self._copy(start, length)
+        self._ahead = (following, self._copy(*following)) if following else None
+        return window[:, :-1], window[:, 1:]

@@ -18,6 +18,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lm.errors import LMError
+from lm.models.state import RecurrentState
+from lm.training.state import TrainState
 
 STATE = "state.json"
 
@@ -49,8 +51,8 @@ def save_checkpoint(
     folder: Path,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    hidden: torch.Tensor | tuple[torch.Tensor, ...],
-    record: dict[str, Any],
+    hidden: RecurrentState,
+    state: TrainState,
     extra: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write a complete checkpoint to ``folder`` atomically.
@@ -66,12 +68,11 @@ def save_checkpoint(
     save_file(_untie(weights), str(tmp / "model.safetensors"))
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    hidden_parts = hidden if isinstance(hidden, tuple) else (hidden,)
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()
     save_file(
-        {**{f"hidden.{i}": h.detach().cpu().contiguous() for i, h in enumerate(hidden_parts)},
+        {**{f"hidden.{i}": h.detach().cpu().contiguous() for i, h in enumerate(hidden.parts)},
          **{f"rng.{k}": v for k, v in rng.items()}},
         str(tmp / "runtime.safetensors"),
     )
@@ -79,7 +80,7 @@ def save_checkpoint(
         save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()},
                   str(tmp / "extra.safetensors"))
     with open(tmp / STATE, "w") as handle:
-        json.dump({**record, "optimizer": opt_meta}, handle, indent=1)
+        json.dump({**state.to_json(), "optimizer": opt_meta}, handle, indent=1)
         handle.flush()
         os.fsync(handle.fileno())
     shutil.rmtree(old, ignore_errors=True)
@@ -112,8 +113,8 @@ def load_checkpoint(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
-) -> tuple[dict[str, Any], torch.Tensor | tuple[torch.Tensor, ...]]:
-    """Restore model, optimizer and RNG; return the JSON record and the hidden state."""
+) -> tuple[TrainState, RecurrentState]:
+    """Restore model, optimizer and RNG; return the run's state and the hidden state."""
     try:
         record = json.loads((folder / STATE).read_text())
         weights = load_file(str(folder / "model.safetensors"), device=str(device))
@@ -128,9 +129,16 @@ def load_checkpoint(
     if "rng.cuda" in runtime and torch.cuda.is_available():
         torch.cuda.set_rng_state(runtime["rng.cuda"])
     keys = sorted((k for k in runtime if k.startswith("hidden.")), key=lambda k: int(k[7:]))
-    parts = [runtime[k].to(device) for k in keys]
-    hidden = tuple(parts) if len(parts) > 1 else parts[0]
-    return record, hidden
+    hidden = RecurrentState(tuple(runtime[k].to(device) for k in keys))
+    return TrainState.from_json(record), hidden
+
+
+def saved_fingerprint(folder: Path) -> str | None:
+    """The fingerprint of the run a checkpoint belongs to (None if unreadable)."""
+    try:
+        return json.loads((folder / STATE).read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        return None
 
 
 def load_extra(folder: Path, device: torch.device) -> dict[str, torch.Tensor]:

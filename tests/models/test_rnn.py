@@ -86,9 +86,9 @@ def test_awd_options(tmp_path, cell):
     assert model.projection is None and model.sizes == [12, 12, 6]  # AWD: last layer = emb
     ids = torch.randint(0, 30, (4, 7))
     hidden = model.init_hidden(4)
-    assert len(hidden) == (6 if cell == "lstm" else 3)
+    assert len(hidden.parts) == (6 if cell == "lstm" else 3)  # state tensors: (h, c) or h per layer
     objective, nll, new = rnn.TrainingStep(model, ar=2.0, tar=1.0)(ids, ids, hidden)
-    assert objective > nll > 0 and [h.shape for h in new] == [h.shape for h in hidden]
+    assert objective > nll > 0 and [h.shape for h in new.parts] == [h.shape for h in hidden.parts]
     objective.backward()
     assert model.rnns[0].weight_hh_l0.grad is not None  # through the dropped weights
     raw = model.rnns[0].weight_hh_l0.detach().clone()

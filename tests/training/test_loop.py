@@ -19,7 +19,7 @@ def _config(**overrides) -> TrainConfig:
                 epochs=5, eval_every=15, checkpoint_every=7, log_every=5, device="cpu",
                 threads=1)  # one thread: tiny models, and CI machines are often busy
     base.update(overrides)
-    return TrainConfig(**base)
+    return TrainConfig.of(**base)
 
 
 def _weights_hash(artifact) -> str:
@@ -97,14 +97,32 @@ def test_bad_settings(tmp_path, word_corpus, overrides, message):
 
 
 def test_fingerprints_of_plain_settings_are_unchanged():
-    from dataclasses import fields
+    from lm.artifacts import fingerprint
+    from lm.settings import fingerprint_params, names
 
-    from lm.training.loop import _LATER_FIELDS, fingerprint_params
-
+    later = {"softmax", "cutoffs", "precision", "compile", "impl", "threads", "locked_dropout",
+             "dropout_input", "dropout_hidden", "dropout_embed", "weight_drop", "variable_bptt",
+             "ar", "tar", "asgd", "nonmono"}
     params = fingerprint_params(_config(threads=None))
-    assert not set(params) & set(_LATER_FIELDS)  # models trained before these flags still match
-    assert set(params) == {f.name for f in fields(TrainConfig)} - set(_LATER_FIELDS)
+    assert not set(params) & later  # models trained before these flags still match
+    assert set(params) == set(names(TrainConfig)) - later
     assert fingerprint_params(_config(softmax="adaptive"))["softmax"] == "adaptive"
+    # Pinned: the parameters (and so the cache key) of a default and of an adaptive-softmax
+    # NT-ASGD config, as the first releases computed them.
+    assert fingerprint("model", [], fingerprint_params(TrainConfig())) == fingerprint(
+        "model", [], {"batch_size": 32, "bptt": 64, "cell": "lstm", "checkpoint_every": 500,
+                      "clip": 0.25, "device": "auto", "dropout": 0.2, "emb_size": 256,
+                      "epochs": 10, "eval_every": None, "eval_tokens": None, "hidden_size": 256,
+                      "layers": 2, "log_every": 20, "lr": 0.002, "lr_decay": 0.25,
+                      "max_steps": None, "max_time": None, "optimizer": "adam", "seed": 0,
+                      "tied": False, "weight_decay": 0.0})
+    import hashlib
+    import json
+
+    adaptive = TrainConfig.of(softmax="adaptive", cutoffs=[10, 20], asgd=True)
+    digest = hashlib.sha256(json.dumps(fingerprint_params(adaptive), sort_keys=True,
+                                       default=str).encode()).hexdigest()
+    assert digest == "74b1a962c613d36f4505d53c8b2c6e7fd4645de75b20117f34943dd0a23fe73b"
 
 
 def test_awd_options_train_and_resume_exactly(tmp_path, word_corpus):

@@ -1,0 +1,92 @@
+"""The training stage's settings: each declared once, with its flag's help and its rule.
+
+``lm train``'s options, the keys of a pipeline's ``train`` stage, the checks and the model
+artifact's fingerprint all come from these fields (see :mod:`lm.settings`). The network's own
+settings live in :class:`lm.models.rnn.ModelConfig`, nested here as ``model``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lm.errors import LMError
+from lm.models.rnn import ModelConfig
+from lm.runtime import PRECISIONS
+from lm.settings import build, check_settings, nested, setting
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+def _non_negative(value: float) -> bool:
+    return value >= 0
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = nested(ModelConfig)
+    bptt: int = setting(64, "Truncated-BPTT length.", at_least=1)
+    batch_size: int = setting(32, "Parallel rows of the token stream.", at_least=1)
+    optimizer: str = setting("adam", "adam or sgd.", choices=OPTIMIZERS)
+    lr: float = setting(2e-3, "Learning rate.", valid=_positive, rule="positive")
+    lr_decay: float = setting(0.25, "Multiply the lr by this when validation does not "
+                              "improve.")
+    weight_decay: float = setting(0.0, "L2 weight decay.")
+    clip: float = setting(0.25, "Gradient-norm clipping (0: off).", valid=_non_negative,
+                          rule="≥ 0 (0 turns clipping off)")
+    epochs: int = setting(10, "Passes over the training split.", at_least=1, resumable=True)
+    max_steps: int | None = setting(None, "Stop after this many steps in all.", at_least=1,
+                                    resumable=True)
+    max_time: float | None = setting(None, "Stop after this many seconds.", valid=_positive,
+                                     rule="positive seconds", resumable=True)
+    eval_every: int | None = setting(None, "Validate every N steps (default: every epoch).",
+                                     at_least=1)
+    eval_tokens: int | None = setting(None, "Validate on the first N tokens only.", at_least=1)
+    checkpoint_every: int = setting(500, "Write a resumable checkpoint every N steps.",
+                                    at_least=1, resumable=True)
+    log_every: int = setting(20, "Read the loss from the device every N steps.", at_least=1,
+                             resumable=True)
+    seed: int = setting(0, "Random seed.")
+    device: str = setting("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, mps.",
+                          resumable=True)
+    # Speed (the same learning, faster).
+    precision: str = setting("auto", "auto (bf16 autocast on GPUs and AMX CPUs, else fp32), "
+                             "fp32 or bf16. Weights and loss stay fp32.", choices=PRECISIONS,
+                             later=True)
+    compile: bool = setting(False, "torch.compile the training step (the cell step with "
+                            "--impl explicit).", later=True, resumable=True)
+    threads: int | None = setting(None, "CPU threads (default: one per core; fewer can be "
+                                  "faster when other programs load the cores).", at_least=1,
+                                  later=True, resumable=True)
+    # AWD-LSTM optimisation (the regularisers are the model's).
+    variable_bptt: bool = setting(False, "AWD: draw each window's length around --bptt (lr "
+                                  "scaled to match).", later=True)
+    ar: float = setting(0.0, "AWD: activation regularisation weight (e.g. 2).",
+                        valid=_non_negative, rule="≥ 0", later=True)
+    tar: float = setting(0.0, "AWD: temporal activation regularisation (e.g. 1).",
+                         valid=_non_negative, rule="≥ 0", later=True)
+    asgd: bool = setting(False, "NT-ASGD: average the weights once validation stalls (with "
+                         "--optimizer sgd).", later=True)
+    nonmono: int = setting(5, "NT-ASGD: evaluations without beating the older best before "
+                           "averaging starts.", at_least=1, later=True)
+
+    @classmethod
+    def of(cls, **values: Any) -> TrainConfig:
+        """A config from flat setting names, as flags and pipeline keys spell them."""
+        return build(cls, values)
+
+    def check(self) -> None:
+        check_settings(self)
+        self.model.check()
+
+    def model_for(self, vocab_size: int) -> ModelConfig:
+        """The network for a dataset's vocabulary."""
+        cutoffs = self.model.cutoffs
+        if self.model.softmax == "adaptive" and cutoffs and vocab_size <= max(cutoffs):
+            raise LMError(f"--cutoffs {','.join(map(str, cutoffs))} must stay below the "
+                          f"vocabulary size ({vocab_size})")
+        return ModelConfig(**{**vars(self.model), "vocab_size": vocab_size})

@@ -1,0 +1,140 @@
+"""What a training run tells the person watching: progress bar, wandb, the loss curve.
+
+``LossMeter`` keeps the training loss on the device and reads it every ``log_every`` steps
+only, so the loop never waits on the device inside a step; it also keeps the training clock,
+which validation pauses do not count towards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+
+class LossMeter:
+    """Per-step losses summed on the device; their mean, throughput and NaN check on reading."""
+
+    def __init__(self, log_every: int, device: torch.device) -> None:
+        self.log_every = log_every
+        self.window_loss = torch.zeros((), device=device)
+        self.losses = torch.zeros(log_every, device=device)
+        self.window_start, self.window_tokens = time.time(), 0
+
+    def add(self, step: int, loss: torch.Tensor, tokens: int) -> None:
+        """Record step ``step``'s (0-based) loss without reading it."""
+        self.losses[step % self.log_every] = loss.detach()
+        self.window_loss += loss.detach()
+        self.window_tokens += tokens
+
+    def first_non_finite(self, step: int) -> int | None:
+        """The 1-based step whose loss was NaN/inf in the window ending at ``step``, if any."""
+        recent = self.losses[:(step - 1) % self.log_every + 1]
+        if bool(torch.isfinite(recent).all()):
+            return None
+        return step - len(recent) + int((~torch.isfinite(recent)).nonzero()[0]) + 1
+
+    def read(self, step: int) -> tuple[float, float, float]:
+        """(mean loss, tokens/s, training seconds) of the window ending at ``step``."""
+        mean_loss = float(self.window_loss) / ((step - 1) % self.log_every + 1)
+        self.window_loss.zero_()
+        now = time.time()
+        seconds = now - self.window_start
+        tokens_per_s = self.window_tokens / max(seconds, 1e-9)
+        self.window_start, self.window_tokens = now, 0
+        return mean_loss, tokens_per_s, seconds
+
+    def seconds_since_read(self) -> float:
+        return time.time() - self.window_start
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Time spent inside (validation) is not training time."""
+        started = time.time()
+        try:
+            yield
+        finally:
+            self.window_start += time.time() - started
+
+
+def wandb_run(name: str, params: dict, run_dir: Path):
+    """A wandb run: online if the user is logged in, offline (local files) otherwise."""
+    try:
+        import wandb
+    except ImportError:
+        return None
+    logged_in = bool(os.environ.get("WANDB_API_KEY")) or _netrc_has_wandb()
+    mode = os.environ.get("WANDB_MODE") or ("online" if logged_in else "offline")
+    try:
+        return wandb.init(project="lm", name=name, config=params, dir=str(run_dir), mode=mode,
+                          reinit="finish_previous")
+    except Exception as exc:  # a logging failure must not stop training
+        print(f"warning: wandb disabled ({str(exc).splitlines()[0][:120]})")
+        return None
+
+
+def _netrc_has_wandb() -> bool:
+    netrc = Path.home() / ".netrc"
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def plot_curve(history: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    steps = [h["step"] for h in history]
+    ax.plot(steps, [h["valid_loss"] for h in history], "o-", label="valid")
+    train = [(h["step"], h["train_loss"]) for h in history if h.get("train_loss") is not None]
+    if train:
+        ax.plot(*zip(*train, strict=True), "s--", label="train (last window)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.set_title(f"{title}: training curve")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+class ProgressBar:
+    """A rich progress bar with loss, perplexity and tokens/s, or nothing."""
+
+    def __init__(self, enabled: bool, total: int, completed: int) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]} ppl {task.fields[ppl]} "
+                           "{task.fields[speed]} tok/s"),
+                TimeElapsedColumn(), TimeRemainingColumn(),
+            )
+            self.task = self.bar.add_task("train", total=total, completed=completed,
+                                          loss="-", ppl="-", speed="-")
+            self.bar.start()
+
+    def update(self, step: int, loss: float, speed: float) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=step, loss=f"{loss:.3f}",
+                            ppl=f"{math.exp(min(loss, 50)):.1f}", speed=f"{speed:,.0f}")
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.stop()
