@@ -20,7 +20,7 @@ poems: $(STAMP)
 	$(VENV)/bin/lm run pipelines/tang.yaml
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lm tests bench

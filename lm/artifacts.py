@@ -324,9 +324,6 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text("utf-8"))
-
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):

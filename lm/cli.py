@@ -94,7 +94,9 @@ def run(
     """Run a pipeline spec: its stages in order, each as the command of the same name."""
     from lm.pipelines import run_pipeline
 
-    run_pipeline(spec, set_, invoke=_invoke, log=out.print)
+    stages = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    run_pipeline(spec, set_, {k: v for k, v in stages.items() if k not in ("run", "artifacts")},
+                 invoke=_invoke, log=out.print)
 
 
 def _invoke(argv: list[str]) -> None:

@@ -9,22 +9,22 @@ A spec maps stage keys to flag values, in order::
 
 A key is a command name, optionally with a label (``sample/greedy``) so a command can run
 twice. Each stage runs exactly as the command line would, so a spec is a recorded set of
-commands. ``--set train.max_time=60`` overrides a value (parsed as YAML).
+commands. ``--set train.max_time=60`` overrides a value (parsed as YAML). A stage's keys are
+its command's parameters (read from the command itself, never listed here): the positional
+argument by its name, every option by its name; any other key is an error naming the valid
+ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.markup import escape
 
 from lm.errors import LMError
-
-# The key in a stage's mapping that fills each command's positional argument.
-POSITIONAL = {"prepare": "source", "train": "dataset", "perplexity": "model", "sample": "model",
-              "ngram": "dataset", "compare": "refs"}
 
 
 def load_spec(path: Path, overrides: list[str]) -> dict[str, dict[str, Any]]:
@@ -50,34 +50,52 @@ def load_spec(path: Path, overrides: list[str]) -> dict[str, dict[str, Any]]:
     return stages
 
 
-def stage_argv(key: str, params: dict[str, Any]) -> list[str]:
+def stage_argv(key: str, params: dict[str, Any], commands: Mapping[str, Any]
+               ) -> list[str]:
     """The command line that a stage's mapping stands for."""
-    command = key.split("/", 1)[0]
-    if command not in POSITIONAL:
-        raise LMError(f"unknown stage {key!r}: stages are {', '.join(POSITIONAL)}")
+    name = key.split("/", 1)[0]
+    if name not in commands:
+        raise LMError(f"unknown stage {key!r}: stages are {', '.join(commands)}")
+    command = commands[name]
+    # Click's parameter classes (Typer vendors its own Click), told apart by their kind.
+    arguments = [p for p in command.params if p.param_type_name == "argument"]
+    options = {p.name: p for p in command.params
+               if p.param_type_name == "option" and p.name != "help"}
     params = dict(params or {})
-    argv = [command]
-    positional = params.pop(POSITIONAL[command], None)
-    if positional is None:
-        raise LMError(f"stage {key!r} needs '{POSITIONAL[command]}'")
-    argv += [str(p) for p in positional] if isinstance(positional, list) else [str(positional)]
-    for field, value in params.items():
-        flag = "--" + field.replace("_", "-")
+    unknown = [k for k in params if k not in options and k not in {a.name for a in arguments}]
+    if unknown:
+        raise LMError(f"stage {key!r} has no key {unknown[0]!r}: valid keys are "
+                      f"{', '.join([a.name for a in arguments] + list(options))}")
+    argv = [name]
+    for argument in arguments:
+        value = params.pop(argument.name, None)
         if value is None:
-            continue
-        if isinstance(value, bool):
-            argv.append(flag if value else "--no-" + field.replace("_", "-"))
-        elif isinstance(value, list):
-            argv += [flag, ",".join(str(v) for v in value)]
-        else:
-            argv += [flag, str(value)]
+            raise LMError(f"stage {key!r} needs '{argument.name}'")
+        argv += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    for field, value in params.items():
+        argv += _option_argv(options[field], value)
     return argv
 
 
-def run_pipeline(path: Path, overrides: list[str], invoke: Callable[[list[str]], None],
-                 log: Callable[[str], None] = print) -> None:
+def _option_argv(option: Any, value: Any) -> list[str]:
+    flag = option.opts[0]
+    if value is None:
+        return []
+    if option.is_flag:
+        if value:
+            return [flag]
+        return [option.secondary_opts[0]] if option.secondary_opts else []
+    if isinstance(value, list):
+        return [flag, ",".join(str(v) for v in value)]
+    return [flag, str(value)]
+
+
+def run_pipeline(path: Path, overrides: list[str], commands: Mapping[str, Any],
+                 invoke: Callable[[list[str]], None], log: Callable[[str], None] = print
+                 ) -> None:
+    """Check every stage of the spec first (a typo fails before any work), then run them."""
     stages = load_spec(path, overrides)
-    for key, params in stages.items():
-        argv = stage_argv(key, params)
-        log(f"[bold cyan]» lm {' '.join(argv)}[/bold cyan]")
+    argvs = [stage_argv(key, params, commands) for key, params in stages.items()]
+    for argv in argvs:
+        log(f"[bold cyan]» lm {escape(' '.join(argv))}[/bold cyan]")
         invoke(argv)

@@ -30,14 +30,12 @@ def make_poem_corpus(path: Path, poems: int = 300, seed: int = 2) -> Path:
     return path
 
 
-
-
 def assert_clean_error(result, message: str) -> None:
     """Exit code 2, one line on stderr naming the problem, and no traceback."""
     assert result.code == 2, (result.code, result.out, result.err)
     lines = [line for line in result.err.strip().splitlines() if line.strip()]
-    text = " ".join(lines)
+    assert len(lines) == 1, lines  # never wrapped, whatever the width or the temp path
+    text = lines[0]
     assert "Traceback" not in result.err and "Traceback" not in result.out
     assert message in text, text
     assert text.startswith("error: "), text
-    assert len(" ".join(lines)) < 400

@@ -3,36 +3,24 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from lm.cli_common import err, out, store
+from lm.evaluation.scoring import ScoreRequest, score
+from lm.settings import with_settings
 
 
+@with_settings(ScoreRequest, into="request")
 def perplexity(
     model: str = typer.Argument(..., help="Model or n-gram artifact."),
-    split: str = typer.Option("test", help="Split of the model's dataset (valid,test joins)."),
-    file: Path | None = typer.Option(None, help="Score a text file instead."),
-    text: str | None = typer.Option(None, help="Score this text instead."),
-    doc_sep: str = typer.Option("line", help="Documents in --file: line, blank or file."),
-    context: str = typer.Option("stream", help="stream (carry state across documents) or "
-                                "document (each from a fresh state)."),
-    batch_size: int = typer.Option(64, help="Segments (stream) or documents scored at once."),
-    mix: str | None = typer.Option(None, help="An n-gram artifact to interpolate with."),
-    weight: str = typer.Option("auto", help="RNN weight λ in the mixture, or auto (tuned on "
-                               "valid)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    per_token: bool = typer.Option(False, help="List each token's surprisal in bits."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    *,
+    request: ScoreRequest,
 ) -> None:
     """Perplexity, bits per token and bits per character on a split, a file or a text."""
-    from lm.evaluation.scoring import score
-
-    result = score(store(), model, split=split, file=file, text=text, doc_sep=doc_sep,
-                   context=context, batch_size=batch_size, mix=mix, weight=weight,
-                   device=device, per_token=per_token)
+    result = score(store(), model, request)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return
@@ -44,7 +32,7 @@ def perplexity(
             table.add_row(key.replace("_", " "),
                           f"{value:,}" if isinstance(value, int) else f"{value:.4f}")
     out.print(table)
-    if per_token:
+    if request.per_token:
         for token, bits in result["per_token"]:
             out.print(f"{token!r}\t{bits:.3f}")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from lm.artifacts import Artifact, Store, write_json
 from lm.errors import LMError
-from lm.evaluation.scoring import MODEL_KINDS, score
+from lm.evaluation.scoring import MODEL_KINDS, ScoreRequest, score
 
 
 def compare(store: Store, refs: list[str], split: str, name: str,
@@ -16,7 +16,7 @@ def compare(store: Store, refs: list[str], split: str, name: str,
     artifacts = [store.resolve(ref, MODEL_KINDS) for ref in refs]
     rows = []
     for artifact in artifacts:
-        result = score(store, artifact.ref, split=split, device=device)
+        result = score(store, artifact.ref, ScoreRequest(split=split, device=device))
         rows.append({"ref": artifact.ref, "kind": artifact.kind, "on": result["on"],
                      **{k: result[k] for k in ("tokens", "oov", "perplexity", "bits_per_token",
                                                "bits_per_char")}})

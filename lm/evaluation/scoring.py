@@ -8,6 +8,7 @@ figures on the same split are directly comparable.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,45 @@ from lm.data.local import check_text_file
 from lm.data.prepare import load_split, split_characters
 from lm.errors import LMError
 from lm.evaluation.perplexity import LN2, Evaluation
+from lm.settings import check_settings, setting
 from lm.tokenization import encode_documents, load_tokenizer, vocabulary
 
 MODEL_KINDS = ("model", "ngram")
+CONTEXTS = ("stream", "document")
+DOC_SEPS = ("line", "blank", "file")
+
+
+def _weight(value: str) -> bool:
+    if value == "auto":
+        return True
+    try:
+        return 0 <= float(value) <= 1
+    except ValueError:
+        return False
+
+
+@dataclass
+class ScoreRequest:
+    """What ``lm perplexity`` measures and how; each field is one of its flags."""
+
+    split: str = setting("test", "Split of the model's dataset (valid,test joins).")
+    file: Path | None = setting(None, "Score a text file instead.")
+    text: str | None = setting(None, "Score this text instead.")
+    doc_sep: str = setting("line", "Documents in --file: line, blank or file.",
+                           valid=DOC_SEPS.__contains__, rule="line, blank or file")
+    context: str = setting("stream", "stream (carry state across documents) or document (each "
+                           "from a fresh state).", valid=CONTEXTS.__contains__,
+                           rule="stream or document")
+    batch_size: int = setting(64, "Segments (stream) or documents scored at once.",
+                              at_least=1)
+    mix: str | None = setting(None, "An n-gram artifact to interpolate with.")
+    weight: str = setting("auto", "RNN weight λ in the mixture, or auto (tuned on valid).",
+                          valid=_weight, rule="a number in [0, 1] or auto")
+    per_token: bool = setting(False, "List each token's surprisal in bits.")
+    device: str = setting("auto", "auto, cpu, cuda or mps.")
+
+    def check(self) -> None:
+        check_settings(self)
 
 
 def dataset_of(store: Store, artifact: Artifact) -> Artifact:
@@ -62,10 +99,6 @@ def model_logprobs(store: Store, artifact: Artifact, ids: np.ndarray, context: s
     from lm.models import rnn
     from lm.runtime import pick_device
 
-    if context not in ("stream", "document"):
-        raise LMError(f"--context must be stream or document, not {context!r}")
-    if batch_size < 1:
-        raise LMError(f"--batch-size must be at least 1, not {batch_size}")
     dev = pick_device(device)
     model = rnn.load(artifact.path, device=dev)
     if context == "stream":
@@ -90,62 +123,68 @@ def mix_logprobs(rnn_lp: np.ndarray, ngram_lp: np.ndarray, weight: float) -> np.
                         math.log(max(1 - weight, 1e-300)) + ngram_lp)
 
 
-def score(store: Store, ref: str, split: str = "test", file: Path | None = None,
-          text: str | None = None, doc_sep: str = "line", context: str = "stream",
-          batch_size: int = 64, mix: str | None = None, weight: str = "auto",
-          device: str = "auto", per_token: bool = False) -> dict[str, Any]:
+def score(store: Store, ref: str, request: ScoreRequest | None = None) -> dict[str, Any]:
+    """Perplexity and friends of one model (optionally mixed with an n-gram) on some text."""
+    request = request or ScoreRequest()
+    request.check()
     artifact = store.resolve(ref, MODEL_KINDS)
     tokenizer = load_tokenizer(artifact.file("tokenizer.json"))
-    if file is not None or text is not None:
-        docs = documents_from(file, text, doc_sep)
-        ids = np.concatenate([np.asarray(d, dtype=np.int64)
-                              for d in encode_documents(tokenizer, docs)])
-        characters: int | None = sum(len(d) + 1 for d in docs)
-        on = "--text" if text is not None else str(file)
-        dataset = None
-    else:
-        dataset = dataset_of(store, artifact)
-        ids = np.asarray(load_split(dataset, split), dtype=np.int64)
-        if len(ids) == 0:
-            raise LMError(f"split {split!r} of {dataset.ref} is empty: choose another --split")
-        characters = split_characters(dataset, split)
-        on = f"{dataset.ref} {split}"
-    logprobs = model_logprobs(store, artifact, ids, context, batch_size, device)
+    ids, characters, on, dataset = _scored_tokens(store, artifact, tokenizer, request)
+    logprobs = _logprobs(store, artifact, ids, request)
     result: dict[str, Any] = {"model": artifact.ref, "on": on}
-    if mix is not None:
-        other = store.resolve(mix, MODEL_KINDS)
+    if request.mix is not None:
+        other = store.resolve(request.mix, MODEL_KINDS)
         if other.kind == artifact.kind:
             raise LMError("--mix needs one RNN model and one n-gram: pass the n-gram to --mix")
-        other_lp = model_logprobs(store, other, ids, context, batch_size, device)
+        rnn_model, ngram = (artifact, other) if artifact.kind == "model" else (other, artifact)
+        other_lp = _logprobs(store, other, ids, request)
         rnn_lp, ngram_lp = (logprobs, other_lp) if artifact.kind == "model" else (other_lp,
                                                                                  logprobs)
-        if weight == "auto":
-            if dataset is None:
-                dataset = dataset_of(store, artifact)
-            valid = np.asarray(load_split(dataset, "valid"), dtype=np.int64)
-            if len(valid) == 0:
-                raise LMError("--weight auto tunes on the valid split, which is empty: "
-                              "pass --weight 0.5")
-            lam = tune_weight(
-                model_logprobs(store, artifact if artifact.kind == "model" else other, valid,
-                               context, batch_size, device),
-                model_logprobs(store, other if artifact.kind == "model" else artifact, valid,
-                               context, batch_size, device))
-        else:
-            try:
-                lam = float(weight)
-            except ValueError:
-                raise LMError(f"--weight must be a number in [0, 1] or auto, not {weight!r}") \
-                    from None
-            if not 0 <= lam <= 1:
-                raise LMError(f"--weight must be in [0, 1], not {weight}")
+        lam = (_tuned_weight(store, rnn_model, ngram, dataset, request)
+               if request.weight == "auto" else float(request.weight))
         logprobs = mix_logprobs(rnn_lp, ngram_lp, lam)
         result["mixture"] = other.ref
         result["weight"] = lam
     evaluation = Evaluation.from_logprobs(ids, logprobs, characters)
     result.update(evaluation.summary())
-    if per_token:
+    if request.per_token:
         vocab = vocabulary(tokenizer)
         result["per_token"] = [(vocab[int(t)], float(-lp / LN2))
                                for t, lp in zip(ids, logprobs, strict=True)]
     return result
+
+
+def _scored_tokens(store: Store, artifact: Artifact, tokenizer, request: ScoreRequest
+                   ) -> tuple[np.ndarray, int | None, str, Artifact | None]:
+    """(token ids, characters, what they are, their dataset if a split) of the scored text."""
+    if request.file is not None or request.text is not None:
+        docs = documents_from(request.file, request.text, request.doc_sep)
+        ids = np.concatenate([np.asarray(d, dtype=np.int64)
+                              for d in encode_documents(tokenizer, docs)])
+        on = "--text" if request.text is not None else str(request.file)
+        return ids, sum(len(d) + 1 for d in docs), on, None
+    dataset = dataset_of(store, artifact)
+    ids = np.asarray(load_split(dataset, request.split), dtype=np.int64)
+    if len(ids) == 0:
+        raise LMError(f"split {request.split!r} of {dataset.ref} is empty: choose another "
+                      "--split")
+    characters = split_characters(dataset, request.split)
+    return ids, characters, f"{dataset.ref} {request.split}", dataset
+
+
+def _logprobs(store: Store, artifact: Artifact, ids: np.ndarray, request: ScoreRequest
+              ) -> np.ndarray:
+    return model_logprobs(store, artifact, ids, request.context, request.batch_size,
+                          request.device)
+
+
+def _tuned_weight(store: Store, rnn_model: Artifact, ngram: Artifact,
+                  dataset: Artifact | None, request: ScoreRequest) -> float:
+    """--weight auto: the λ that fits the valid split of the RNN's dataset best."""
+    dataset = dataset or dataset_of(store, rnn_model)
+    valid = np.asarray(load_split(dataset, "valid"), dtype=np.int64)
+    if len(valid) == 0:
+        raise LMError("--weight auto tunes on the valid split, which is empty: "
+                      "pass --weight 0.5")
+    return tune_weight(_logprobs(store, rnn_model, valid, request),
+                       _logprobs(store, ngram, valid, request))

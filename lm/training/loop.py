@@ -90,6 +90,7 @@ class Run:
         self.lr = LearningRate(self.optimizer, config, self.state)
         self.hidden = self.model.init_hidden(self.rows_here, device)
         self.averager: Averager | None = None
+        self.meter = LossMeter(config.log_every, device)
 
     def _set_up_runtime(self) -> None:
         config, device = self.config, self.device
@@ -158,6 +159,7 @@ class Run:
         self.state, hidden = ckpt.load_checkpoint(found, self.model, self.optimizer,
                                                   self.device)
         self.lr.state = self.state
+        self.state.resumed_at.append(self.state.step)
         self.hidden = self.ranks.own_rows(hidden)
         if self.state.asgd_from is not None:
             extra = ckpt.load_extra(found, self.device)
@@ -174,7 +176,8 @@ class Run:
         config, ranks, state = self.config, self.ranks, self.state
         self.model.train()
         self.tracker, started = tracker, time.time()
-        meter = LossMeter(config.log_every, self.device)
+        self.meter = meter = LossMeter(config.log_every, self.device)
+        meter.restore(state.step, state.unread_losses)
         epoch, index = self.schedule.locate(state.step)
         stopped_by: int | None = None
         with StopSignals() as stop:
@@ -302,6 +305,7 @@ class Run:
         if self.ranks.main:
             if self.averager:
                 self.state.avg_count = self.averager.count
+            self.state.unread_losses = self.meter.unread(self.state.step)
             ckpt.save_checkpoint(self.run_dir / "checkpoint", self.model, self.optimizer,
                                  whole, self.state,
                                  self.averager.tensors() if self.averager else None)
@@ -338,6 +342,8 @@ class Run:
             }
             if state.asgd_from is not None:
                 pending.metrics["asgd_from"] = state.asgd_from
+            if state.resumed_at:
+                pending.metrics["resumed_at"] = state.resumed_at
             pending.extra["level"] = self.dataset.manifest.get("level")
             pending.extra["run_dir"] = str(self.run_dir)
         return pending.extra["ref"]

@@ -24,6 +24,7 @@ class LossMeter:
         self.log_every = log_every
         self.window_loss = torch.zeros((), device=device)
         self.losses = torch.zeros(log_every, device=device)
+        self.count = 0  # steps since the last reading
         self.window_start, self.window_tokens = time.time(), 0
 
     def add(self, step: int, loss: torch.Tensor, tokens: int) -> None:
@@ -31,18 +32,30 @@ class LossMeter:
         self.losses[step % self.log_every] = loss.detach()
         self.window_loss += loss.detach()
         self.window_tokens += tokens
+        self.count += 1
+
+    def unread(self, step: int) -> list[float]:
+        """The losses of the steps since the last reading, up to ``step`` (for a checkpoint)."""
+        return [float(self.losses[s % self.log_every])
+                for s in range(step - self.count, step)]
+
+    def restore(self, step: int, unread: list[float]) -> None:
+        """Continue a window that a checkpoint cut: the same sums as if never interrupted."""
+        for offset, loss in enumerate(unread):
+            self.add(step - len(unread) + offset, torch.tensor(loss), 0)
 
     def first_non_finite(self, step: int) -> int | None:
         """The 1-based step whose loss was NaN/inf in the window ending at ``step``, if any."""
-        recent = self.losses[:(step - 1) % self.log_every + 1]
-        if bool(torch.isfinite(recent).all()):
-            return None
-        return step - len(recent) + int((~torch.isfinite(recent)).nonzero()[0]) + 1
+        for s in range(step - self.count, step):
+            if not bool(torch.isfinite(self.losses[s % self.log_every])):
+                return s + 1
+        return None
 
     def read(self, step: int) -> tuple[float, float, float]:
         """(mean loss, tokens/s, training seconds) of the window ending at ``step``."""
-        mean_loss = float(self.window_loss) / ((step - 1) % self.log_every + 1)
+        mean_loss = float(self.window_loss) / max(self.count, 1)
         self.window_loss.zero_()
+        self.count = 0
         now = time.time()
         seconds = now - self.window_start
         tokens_per_s = self.window_tokens / max(seconds, 1e-9)

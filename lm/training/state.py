@@ -21,6 +21,8 @@ class TrainState:
     last_loss: float | None = None
     asgd_from: int | None = None  # the step NT-ASGD began averaging, if it has
     avg_count: int = 0
+    resumed_at: list[int] = field(default_factory=list)  # the steps --resume continued from
+    unread_losses: list[float] = field(default_factory=list)  # this log window's, so far
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

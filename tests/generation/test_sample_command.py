@@ -129,9 +129,9 @@ def test_style_changes_the_hidden_state():
                                       layers=1))
     stepper = RNNStepper(model)
     plain = stepper.start([[EOS_ID, 7]])
-    hidden_plain = stepper.hidden[0].clone()
+    hidden_plain = stepper.hidden.parts[0].clone()
     styled = stepper.start([[EOS_ID, 9, 10, 7]])
-    assert not torch.allclose(stepper.hidden[0], hidden_plain)
+    assert not torch.allclose(stepper.hidden.parts[0], hidden_plain)
     assert not torch.allclose(plain, styled)
     seen = []
 

@@ -87,3 +87,49 @@ def test_models_with_either_implementation_load_each_other(cell):
     a, _ = fused(ids, fused.init_hidden(3))
     b, _ = explicit(ids, explicit.init_hidden(3))
     torch.testing.assert_close(a, b)
+
+
+def test_indrnn_follows_its_equation_step_by_step():
+    """a_t = relu(W_ax x_t + b_ax + u ⊙ a_{t-1} + b_aa), each unit on its own previous value."""
+    torch.manual_seed(0)
+    layer = ExplicitRNN("indrnn", 3, 4, 1)
+    assert layer.weight_hh_l0.shape == (4,)  # a vector, not a matrix
+    assert bool(((layer.weight_hh_l0 >= 0) & (layer.weight_hh_l0 <= 1)).all())
+    x = torch.randn(2, 5, 3)
+    a = torch.randn(1, 2, 4).abs()
+    out, final = layer(x, a)
+    w, u = layer.weight_ih_l0, layer.weight_hh_l0
+    b_x, b_a = layer.bias_ih_l0, layer.bias_hh_l0
+    expected = a[0]
+    for t in range(5):
+        expected = torch.clamp(x[:, t] @ w.T + b_x + u * expected + b_a, min=0.0)
+        torch.testing.assert_close(out[:, t], expected)
+    torch.testing.assert_close(final[0], expected)
+
+
+def test_indrnn_units_do_not_see_each_other():
+    """Changing unit 0's previous value changes unit 0's next value and no other unit's."""
+    torch.manual_seed(0)
+    layer = ExplicitRNN("indrnn", 3, 4, 1)
+    x = torch.randn(1, 1, 3)
+    a = torch.rand(1, 1, 4)
+    nudged = a.clone()
+    nudged[..., 0] += 1.0
+    first, _ = layer(x, a)
+    second, _ = layer(x, nudged)
+    assert torch.equal(first[..., 1:], second[..., 1:])
+
+
+def test_an_indrnn_model_runs_with_either_implementation_flag():
+    """No fused IndRNN exists, so --impl fused builds the explicit layers (the same weights)."""
+    base = dict(vocab_size=13, cell="indrnn", layers=2, emb_size=6, hidden_size=8)
+    fused = rnn.RNNLM(rnn.ModelConfig(**base))
+    assert isinstance(fused.rnn, ExplicitRNN)
+    assert len(fused.init_hidden(3).parts) == 1
+
+
+def test_unknown_cell_is_a_clear_error():
+    from lm.errors import LMError
+
+    with pytest.raises(LMError, match=r"--cell must be one of rnn-tanh, .*indrnn, not 'sru'"):
+        rnn.RNNLM(rnn.ModelConfig(vocab_size=5, cell="sru"))
