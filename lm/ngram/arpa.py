@@ -19,21 +19,22 @@ probabilities then no longer sum to one over our vocabulary, which a foreign
 model does not in general anyway). Vocabulary ids missing from the ARPA get
 the ``<unk>`` unigram probability with no backoff, which is how KenLM scores
 words it does not know. N-grams whose prefix is absent (invalid ARPA) raise.
+
+Token spelling lives here only: ``arpa_names`` turns a tokenizer vocabulary into
+ARPA-safe words (whitespace as ``<U+000A>``-style escapes), ``arpa_vocabulary`` is
+its inverse for import, and the writer spells id 0, eos and ``<s>`` as ``<unk>``,
+``</s>`` and ``<s>``.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .counting import lookup_keys
 from .errors import NgramError
-
-if TYPE_CHECKING:
-    from .model import NgramModel
+from .tables import NgramTables, lookup_keys
 
 _NGRAM_COUNT = re.compile(r"^ngram\s+(\d+)\s*=\s*(\d+)\s*$")
 _SECTION_ANYWHERE = re.compile(r"^\\(\d+)-grams:[ \t\r]*$", re.MULTILINE)
@@ -45,8 +46,32 @@ def _float_strings(values: np.ndarray) -> list[str]:
     return [s[:-2] if s.endswith(".0") else s for s in vals.astype(str).tolist()]
 
 
+def arpa_names(vocab: list[str]) -> list[str]:
+    """Token spellings for ARPA, where a word may not contain whitespace.
+
+    Character-level vocabularies hold the newline and the space: they are written as
+    ``<U+000A>``-style escapes (any token containing whitespace is escaped character by
+    character), so the file stays standard and ``arpa_vocabulary`` maps them back.
+    """
+    def name(token: str) -> str:
+        if token and not any(ch.isspace() for ch in token):
+            return token
+        return "".join(f"<U+{ord(ch):04X}>" if ch.isspace() else ch for ch in token)
+
+    return [name(token) for token in vocab]
+
+
+def arpa_vocabulary(vocab: list[str]) -> dict[str, int]:
+    """The inverse of ``arpa_names``: ARPA word -> id, the ``token_to_id`` of ``read_arpa``."""
+    return {name: i for i, name in enumerate(arpa_names(vocab))}
+
+
 def _token_names(id_to_token: list[str], vocab_size: int, eos_id: int) -> list[str]:
-    """ARPA spelling of ids ``0..V`` (``V`` = ``<s>``), checked for ARPA-safety."""
+    """ARPA spelling of ids ``0..V`` (``V`` = ``<s>``) as written, checked for ARPA-safety.
+
+    Id 0 is ``<unk>``, ``eos_id`` is ``</s>``, ``V`` is ``<s>``; other tokens are written
+    as given, so they must already be ARPA-safe (see ``arpa_names``).
+    """
     if len(id_to_token) < vocab_size:
         raise NgramError(
             f"id_to_token has {len(id_to_token)} entries but the model has "
@@ -73,8 +98,8 @@ def _token_names(id_to_token: list[str], vocab_size: int, eos_id: int) -> list[s
     return names
 
 
-def write_arpa(model: NgramModel, path: Path, id_to_token: list[str]) -> None:
-    """Write ``model`` as an ARPA file at ``path``."""
+def write_arpa(model: NgramTables, path: Path, id_to_token: list[str]) -> None:
+    """Write ``model``'s tables as an ARPA file at ``path``."""
     base = model.vocab_size + 1
     names = _token_names(id_to_token, model.vocab_size, model.eos_id)
     counts = model.num_ngrams
@@ -192,20 +217,94 @@ def _parse_section(
     return probs, backoffs, words, sorted(unknown)
 
 
-def read_arpa(
-    path: Path, token_to_id: dict[str, int], *, eos_id: int = 1, drop_unknown: bool = False
-) -> dict[str, Any]:
-    """Read an ARPA file into the keyword arguments of ``NgramModel``."""
+def _vocabulary_map(token_to_id: dict[str, int], eos_id: int) -> tuple[dict[str, int], int]:
+    """ARPA word -> id (``<s>``, ``</s>``, ``<unk>`` reserved) and the vocabulary size."""
     if not token_to_id:
         raise NgramError("token_to_id is empty; pass the tokenizer's token-to-id mapping")
     vocab_size = max(max(token_to_id.values()), eos_id) + 1
-    bos = vocab_size
-    base = vocab_size + 1
     wmap = {tok: i for tok, i in token_to_id.items() if tok not in ("<s>", "</s>", "<unk>")}
-    wmap.update({"<s>": bos, "</s>": eos_id, "<unk>": 0})
+    wmap.update({"<s>": vocab_size, "</s>": eos_id, "<unk>": 0})
+    return wmap, vocab_size
+
+
+def _drop_unknown(
+    path: Path, probs: np.ndarray, backoffs: np.ndarray, words: np.ndarray,
+    unknown: list[str], drop_unknown: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows without unknown words, or ``NgramError`` if there are any and dropping is off."""
+    if not unknown:
+        return probs, backoffs, words
+    if not drop_unknown:
+        shown = ", ".join(repr(w) for w in unknown[:5])
+        raise NgramError(
+            f"{path}: ARPA words not in the vocabulary ({shown}...); "
+            "pass the matching tokenizer vocabulary or drop_unknown=True"
+        )
+    keep = (words >= 0).all(axis=1)
+    return probs[keep], backoffs[keep], words[keep]
+
+
+def _unigram_tables(
+    path: Path, probs: np.ndarray, backoffs: np.ndarray, ids: np.ndarray, vocab_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unigram log10 probs and backoffs indexed by id ``0..V`` (``V`` = ``<s>``).
+
+    Vocabulary ids missing from the ARPA get ``<unk>``'s probability and no backoff.
+    """
+    if np.unique(ids).size != ids.size:
+        raise NgramError(
+            f"{path}: two ARPA unigrams map to the same id; check token_to_id for duplicates"
+        )
+    present = np.zeros(vocab_size + 1, dtype=bool)
+    present[ids] = True
+    unk_rows = np.flatnonzero(ids == 0)
+    missing = ~present[:vocab_size]
+    if missing.any() and unk_rows.size == 0:
+        first = int(np.flatnonzero(missing)[0])
+        raise NgramError(
+            f"{path}: vocabulary id {first} has no ARPA unigram and the ARPA has no <unk>; "
+            "pass a vocabulary matching the ARPA or an ARPA with <unk>"
+        )
+    unk_prob = probs[unk_rows[0]] if unk_rows.size else np.float32(0)
+    table_p = np.full(vocab_size + 1, unk_prob, dtype=np.float32)
+    table_b = np.zeros(vocab_size + 1, dtype=np.float32)
+    table_p[vocab_size] = 0.0
+    table_p[ids] = probs
+    table_b[ids] = backoffs
+    return table_p, table_b
+
+
+def _sorted_keys(
+    path: Path, words: np.ndarray, keys: list[np.ndarray], base: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of k-grams given as word ids ``[n, k]`` (k >= 2), sorted, and the sorting order."""
+    k = words.shape[1]
+    parent = words[:, 0]
+    for t in range(1, k - 1):
+        parent = lookup_keys(keys[t - 1], parent * base + words[:, t])
+    if (parent < 0).any():
+        bad = int(np.flatnonzero(parent < 0)[0])
+        raise NgramError(
+            f"{path}: a {k}-gram (row {bad}) has no {k - 1}-gram prefix entry; "
+            "the ARPA is invalid (rebuild it)"
+        )
+    key = parent * base + words[:, k - 1]
+    perm = np.argsort(key, kind="stable")
+    key = key[perm]
+    if key.size > 1 and (key[1:] == key[:-1]).any():
+        raise NgramError(
+            f"{path}: duplicate {k}-grams after mapping to ids; check token_to_id for duplicates"
+        )
+    return key, perm
+
+
+def read_arpa(
+    path: Path, token_to_id: dict[str, int], *, eos_id: int = 1, drop_unknown: bool = False
+) -> NgramTables:
+    """Read an ARPA file into tables over ``token_to_id``'s ids (conventions: module docstring)."""
+    wmap, vocab_size = _vocabulary_map(token_to_id, eos_id)
     header, sections = _read_sections(path)
     order = len(header)
-
     keys: list[np.ndarray] = []
     log10_probs: list[np.ndarray] = []
     log10_backoffs: list[np.ndarray] = []
@@ -213,70 +312,15 @@ def read_arpa(
         probs, backoffs, words, unknown = _parse_section(
             sections.get(k, ""), header[k - 1], k, wmap, k < order
         )
-        if unknown:
-            if not drop_unknown:
-                shown = ", ".join(repr(w) for w in unknown[:5])
-                raise NgramError(
-                    f"{path}: ARPA words not in the vocabulary ({shown}...); "
-                    "pass the matching tokenizer vocabulary or drop_unknown=True"
-                )
-            keep = (words >= 0).all(axis=1)
-            probs, backoffs, words = probs[keep], backoffs[keep], words[keep]
+        probs, backoffs, words = _drop_unknown(path, probs, backoffs, words, unknown, drop_unknown)
         if k == 1:
-            ids = words[:, 0]
-            if np.unique(ids).size != ids.size:
-                raise NgramError(
-                    f"{path}: two ARPA unigrams map to the same id; "
-                    "check token_to_id for duplicates"
-                )
-            present = np.zeros(base, dtype=bool)
-            present[ids] = True
-            unk_rows = np.flatnonzero(ids == 0)
-            missing = ~present[:vocab_size]
-            if missing.any() and unk_rows.size == 0:
-                first = int(np.flatnonzero(missing)[0])
-                raise NgramError(
-                    f"{path}: vocabulary id {first} has no ARPA unigram and the ARPA has no <unk>; "
-                    "pass a vocabulary matching the ARPA or an ARPA with <unk>"
-                )
-            unk_prob = probs[unk_rows[0]] if unk_rows.size else np.float32(0)
-            table_p = np.full(base, unk_prob, dtype=np.float32)
-            table_b = np.zeros(base, dtype=np.float32)
-            table_p[bos] = 0.0
-            table_p[ids] = probs
-            table_b[ids] = backoffs
-            log10_probs.append(table_p)
-            if k < order:
-                log10_backoffs.append(table_b)
-            continue
-        parent = words[:, 0]
-        for t in range(1, k - 1):
-            parent = lookup_keys(keys[t - 1], parent * base + words[:, t])
-        if (parent < 0).any():
-            bad = int(np.flatnonzero(parent < 0)[0])
-            raise NgramError(
-                f"{path}: a {k}-gram (row {bad}) has no {k - 1}-gram prefix entry; "
-                "the ARPA is invalid (rebuild it)"
-            )
-        key = parent * base + words[:, k - 1]
-        perm = np.argsort(key, kind="stable")
-        key = key[perm]
-        if key.size > 1 and (key[1:] == key[:-1]).any():
-            raise NgramError(
-                f"{path}: duplicate {k}-grams after mapping to ids; "
-                "check token_to_id for duplicates"
-            )
-        keys.append(key)
-        log10_probs.append(probs[perm])
+            probs, backoffs = _unigram_tables(path, probs, backoffs, words[:, 0], vocab_size)
+        else:
+            key, perm = _sorted_keys(path, words, keys, vocab_size + 1)
+            keys.append(key)
+            probs, backoffs = probs[perm], backoffs[perm]
+        log10_probs.append(probs)
         if k < order:
-            log10_backoffs.append(backoffs[perm])
-    return {
-        "order": order,
-        "vocab_size": vocab_size,
-        "eos_id": eos_id,
-        "keys": keys,
-        "log10_probs": log10_probs,
-        "log10_backoffs": log10_backoffs,
-        "discounts": None,
-        "fallback_orders": (),
-    }
+            log10_backoffs.append(backoffs)
+    return NgramTables(order=order, vocab_size=vocab_size, eos_id=eos_id, keys=keys,
+                       log10_probs=log10_probs, log10_backoffs=log10_backoffs)

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .tables import insert_sentence_starts
+
 _INT64_LIMIT = 2**63
 
 
@@ -61,28 +63,6 @@ class NgramCounts:
     suffix: list[np.ndarray]
     adjusted: list[np.ndarray]
     count_stats: list[np.ndarray]
-
-
-def insert_sentence_starts(
-    ids: np.ndarray, eos_id: int, bos_id: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Insert ``bos_id`` before every sentence of a token stream.
-
-    Returns the extended stream and, for each of its positions, the depth in
-    the sentence (0 for ``<s>``, 1 for the first real token, ...). A trailing
-    sentence without eos is kept as an open sentence. Both scoring and counting
-    use this, so they see exactly the same contexts.
-    """
-    n = ids.size
-    starts = np.concatenate(([0], np.flatnonzero(ids == eos_id) + 1))
-    starts = starts[starts < n]
-    ext = np.insert(ids.astype(np.int64, copy=False), starts, bos_id)
-    bos_positions = starts + np.arange(starts.size)
-    marker = np.zeros(ext.size, dtype=np.int64)
-    marker[bos_positions] = 1
-    sentence = np.cumsum(marker) - 1
-    depth = np.arange(ext.size, dtype=np.int64) - bos_positions[sentence]
-    return ext, depth
 
 
 def _sort_group(
@@ -225,11 +205,3 @@ def count_ngrams(ids: np.ndarray, vocab_size: int, order: int, eos_id: int) -> N
         count_stats=count_stats,
     )
 
-
-def lookup_keys(sorted_keys: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Index of each ``key`` in ``sorted_keys``, or -1 where absent."""
-    if sorted_keys.size == 0:
-        return np.full(np.shape(key), -1, dtype=np.int64)
-    idx = np.searchsorted(sorted_keys, key)
-    clipped = np.minimum(idx, sorted_keys.size - 1)
-    return np.where(sorted_keys[clipped] == key, clipped, -1)

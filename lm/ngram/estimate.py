@@ -46,13 +46,13 @@ import numpy as np
 
 from .counting import NgramCounts, count_ngrams
 from .errors import NgramError, validate_ids
-from .model import NgramModel
+from .tables import Discounts, NgramTables
 
-Discounts = tuple[float, float, float]
+FALLBACK_DISCOUNTS: Discounts = (0.5, 1.0, 1.5)  # lmplz --discount_fallback defaults
 
 
 def compute_discounts(
-    counts_of_counts: np.ndarray, fallback: Discounts | None = (0.5, 1.0, 1.5), order: int = 0
+    counts_of_counts: np.ndarray, fallback: Discounts | None = FALLBACK_DISCOUNTS, order: int = 0
 ) -> tuple[Discounts, bool]:
     """Return the (D1, D2, D3+) discounts of one order and whether the fallback was used.
 
@@ -135,16 +135,16 @@ def interpolate(
     return log10_probs, log10_backoffs
 
 
-def estimate(
+def estimate_tables(
     train_ids: np.ndarray,
     vocab_size: int,
     order: int,
     eos_id: int = 1,
-    discount_fallback: Discounts | None = (0.5, 1.0, 1.5),
+    discount_fallback: Discounts | None = FALLBACK_DISCOUNTS,
     *,
     vocab_pad: int = 0,
-) -> NgramModel:
-    """Estimate an interpolated modified Kneser-Ney model like ``lmplz -o order``.
+) -> NgramTables:
+    """Estimate the tables of an interpolated modified Kneser-Ney model like ``lmplz -o order``.
 
     ``train_ids`` is the token stream, every sentence closed by ``eos_id`` (a
     trailing unclosed sentence is closed for you). No pruning.
@@ -182,7 +182,7 @@ def estimate(
         if used:
             fallback_orders.append(k)
     log10_probs, log10_backoffs = interpolate(counts, discounts, max(vocab_pad, vocab_size))
-    return NgramModel(
+    return NgramTables(
         order=order,
         vocab_size=vocab_size,
         eos_id=eos_id,

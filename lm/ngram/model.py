@@ -1,22 +1,16 @@
-"""The n-gram model: backoff lookup, scoring, next-token distributions, storage.
+"""The query side: backoff lookup, scoring and next-token distributions over ``NgramTables``.
 
 Why a backoff representation: an interpolated Kneser-Ney model is stored, as in
 ARPA files and KenLM, as the interpolated log10 probability of every seen n-gram
-plus a log10 backoff weight per context. Then::
+plus a log10 backoff weight per context (layout: ``tables.py``). Then::
 
     log p(w | h) = log p(h_m w) + sum of log backoff(h_l) for l = m .. len(h)
 
 where ``h_m w`` is the longest stored n-gram ending the query and ``h_l`` is the
 last ``l`` words of ``h`` (missing contexts contribute 0). This is exactly
 KenLM's query, so a model imported from an ARPA file scores like KenLM does.
-
-Storage: for order k >= 2 a sorted int64 array of keys ``prefix_index * (V + 1)
-+ word`` where ``prefix_index`` is the position of the (k-1)-word prefix in the
-order k-1 array (see ``counting.py``). Lookups are ``np.searchsorted`` chains,
-vectorised over all positions of a stream at once. Unigram arrays are indexed by
-word id directly, with the pseudo-id ``V`` standing for ``<s>``. Values are
-float32 log10, like KenLM and ARPA files; results are returned as float64
-natural logs.
+Lookups are vectorised over all positions of a stream at once; results are
+returned as float64 natural logs.
 
 Sentences: a stream is cut after every eos; each sentence is scored from
 ``<s>``. In ``next_logprobs`` a context containing eos starts over after its
@@ -25,72 +19,29 @@ last eos.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from . import arpa as _arpa
-from .counting import insert_sentence_starts, lookup_keys
+from . import arpa
 from .errors import NgramError, validate_ids
+from .tables import NgramTables, insert_sentence_starts, lookup_keys
 
 _LN10 = math.log(10.0)
-_FORMAT = "lm.ngram"
-_FORMAT_VERSION = 1
-META_FILE = "ngram.json"
-ARRAYS_FILE = "ngram.npz"
 
 
-class NgramModel:
+class NgramModel(NgramTables):
     """A backoff n-gram language model over ids ``0..vocab_size-1``.
 
-    Build one with ``estimate`` (modified Kneser-Ney), ``NgramModel.load`` or
-    ``NgramModel.from_arpa``. ``discounts`` holds the (D1, D2, D3+) of each order
-    (``None`` for an imported ARPA); ``fallback_orders`` lists the orders whose
-    discounts came from the fallback.
+    Build one with ``lm.ngram.estimate`` (modified Kneser-Ney), ``NgramModel.load``
+    or ``NgramModel.from_arpa``; storage (``save``/``load``) and the arrays come from
+    ``NgramTables``.
     """
 
-    def __init__(
-        self,
-        *,
-        order: int,
-        vocab_size: int,
-        eos_id: int,
-        keys: list[np.ndarray],
-        log10_probs: list[np.ndarray],
-        log10_backoffs: list[np.ndarray],
-        discounts: tuple[tuple[float, float, float], ...] | None = None,
-        fallback_orders: tuple[int, ...] = (),
-    ) -> None:
-        if len(keys) != order - 1 or len(log10_probs) != order or len(log10_backoffs) != order - 1:
-            raise NgramError(
-                f"inconsistent model arrays for order {order}; rebuild or re-save the model"
-            )
-        if log10_probs[0].size != vocab_size + 1:
-            raise NgramError(
-                f"unigram table has {log10_probs[0].size} entries, "
-                f"expected vocab_size+1={vocab_size + 1}"
-            )
-        self.order = int(order)
-        self.vocab_size = int(vocab_size)
-        self.eos_id = int(eos_id)
-        self.bos_id = int(vocab_size)
-        # keys[i] holds the (i+2)-grams; log10_probs[i] / log10_backoffs[i] the (i+1)-grams.
-        self.keys = [np.ascontiguousarray(k, dtype=np.int64) for k in keys]
-        self.log10_probs = [np.ascontiguousarray(p, dtype=np.float32) for p in log10_probs]
-        self.log10_backoffs = [np.ascontiguousarray(b, dtype=np.float32) for b in log10_backoffs]
-        self.discounts = discounts
-        self.fallback_orders = tuple(fallback_orders)
-
     def __repr__(self) -> str:
-        sizes = [self.vocab_size + 1] + [k.size for k in self.keys]
-        return f"NgramModel(order={self.order}, vocab_size={self.vocab_size}, ngrams={sizes})"
-
-    @property
-    def num_ngrams(self) -> list[int]:
-        """Number of stored n-grams per order (unigrams include ``<s>``)."""
-        return [self.vocab_size + 1] + [int(k.size) for k in self.keys]
+        return (f"NgramModel(order={self.order}, vocab_size={self.vocab_size}, "
+                f"ngrams={self.num_ngrams})")
 
     # ------------------------------------------------------------------ lookup
     def _child(self, k: int, parent: np.ndarray, word: np.ndarray) -> np.ndarray:
@@ -182,74 +133,24 @@ class NgramModel:
             out[row_of, keys[idx] % base] = self.log10_probs[length][idx]
         return out * _LN10
 
-    # ----------------------------------------------------------------- storage
-    def save(self, directory: Path) -> list[str]:
-        """Write ``ngram.json`` (metadata) and ``ngram.npz`` (arrays, no pickle).
+    def perplexity(self, ids: np.ndarray) -> float:
+        """exp(mean negative natural-log probability per token) of a stream, eos included.
 
-        Returns the file names written (relative to ``directory``).
+        The same arithmetic as ``lm.evaluation``'s ``Evaluation.perplexity`` (float64
+        sum over all tokens; ``inf`` past 700 nats per token).
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {}
-        for k, p in enumerate(self.log10_probs, start=1):
-            arrays[f"log10_probs_{k}"] = p
-        for k, b in enumerate(self.log10_backoffs, start=1):
-            arrays[f"log10_backoffs_{k}"] = b
-        for k, key in enumerate(self.keys, start=2):
-            arrays[f"keys_{k}"] = key
-        np.savez(directory / ARRAYS_FILE, **arrays)
-        meta = {
-            "format": _FORMAT,
-            "version": _FORMAT_VERSION,
-            "order": self.order,
-            "vocab_size": self.vocab_size,
-            "eos_id": self.eos_id,
-            "discounts": [list(d) for d in self.discounts] if self.discounts is not None else None,
-            "fallback_orders": list(self.fallback_orders),
-            "num_ngrams": self.num_ngrams,
-        }
-        (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        return [META_FILE, ARRAYS_FILE]
-
-    @classmethod
-    def load(cls, directory: Path) -> NgramModel:
-        """Load a model written by ``save`` (``np.load`` with ``allow_pickle=False``)."""
-        directory = Path(directory)
-        meta_path = directory / META_FILE
-        if not meta_path.is_file():
-            raise NgramError(
-                f"{meta_path} not found; pass the directory that NgramModel.save wrote"
-            )
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != _FORMAT or meta.get("version") != _FORMAT_VERSION:
-            raise NgramError(
-                f"{meta_path} is not an {_FORMAT} v{_FORMAT_VERSION} model; "
-                "re-save it with this version"
-            )
-        order = int(meta["order"])
-        with np.load(directory / ARRAYS_FILE, allow_pickle=False) as data:
-            probs = [data[f"log10_probs_{k}"] for k in range(1, order + 1)]
-            backoffs = [data[f"log10_backoffs_{k}"] for k in range(1, order)]
-            keys = [data[f"keys_{k}"] for k in range(2, order + 1)]
-        discounts = meta.get("discounts")
-        return cls(
-            order=order,
-            vocab_size=int(meta["vocab_size"]),
-            eos_id=int(meta["eos_id"]),
-            keys=keys,
-            log10_probs=probs,
-            log10_backoffs=backoffs,
-            discounts=tuple(tuple(d) for d in discounts) if discounts is not None else None,
-            fallback_orders=tuple(meta.get("fallback_orders", ())),
-        )
+        logprobs = self.logprobs(ids)
+        nats_per_token = float(-np.sum(logprobs, dtype=np.float64)) / max(logprobs.size, 1)
+        return math.exp(nats_per_token) if nats_per_token < 700 else math.inf
 
     # -------------------------------------------------------------------- ARPA
     def write_arpa(self, path: Path, id_to_token: list[str]) -> None:
         """Write a standard ARPA file (log10 probabilities and backoffs).
 
-        Id 0 is written as ``<unk>``, eos as ``</s>``, the sentence start as ``<s>``.
+        Id 0 is written as ``<unk>``, eos as ``</s>``, the sentence start as ``<s>``;
+        other tokens must be ARPA-safe (``lm.ngram.arpa.arpa_names`` escapes whitespace).
         """
-        _arpa.write_arpa(self, Path(path), id_to_token)
+        arpa.write_arpa(self, Path(path), id_to_token)
 
     @classmethod
     def from_arpa(
@@ -263,6 +164,5 @@ class NgramModel:
         words absent from the ARPA get the ``<unk>`` unigram probability (and
         no backoff), as KenLM scores them.
         """
-        return cls(
-            **_arpa.read_arpa(Path(path), token_to_id, eos_id=eos_id, drop_unknown=drop_unknown)
-        )
+        tables = arpa.read_arpa(Path(path), token_to_id, eos_id=eos_id, drop_unknown=drop_unknown)
+        return cls.from_tables(tables)

@@ -13,27 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from lm.artifacts import Artifact, Store, fingerprint
-from lm.data.prepare import load_split
+from lm.data.prepare import load_split, source_identity
 from lm.errors import LMError
-from lm.evaluation.perplexity import Evaluation
-from lm.ngram.estimate import estimate
-from lm.ngram.model import NgramModel
+from lm.ngram import NgramModel, estimate
+from lm.ngram.arpa import arpa_names, arpa_vocabulary
 from lm.tokenization import EOS_ID, load_tokenizer, vocabulary
-
-
-def arpa_names(vocab: list[str]) -> list[str]:
-    """Token spellings for ARPA, where a word may not contain whitespace.
-
-    Character-level vocabularies hold the newline and the space: they are written as
-    ``<U+000A>``-style escapes (any token containing whitespace is escaped character by
-    character), so the file stays standard and an import maps them back.
-    """
-    def name(token: str) -> str:
-        if token and not any(ch.isspace() for ch in token):
-            return token
-        return "".join(f"<U+{ord(ch):04X}>" if ch.isspace() else ch for ch in token)
-
-    return [name(token) for token in vocab]
 
 
 def build_ngram(store: Store, dataset: Artifact, order: int, name: str,
@@ -46,31 +30,26 @@ def build_ngram(store: Store, dataset: Artifact, order: int, name: str,
     if from_arpa is not None:
         if not from_arpa.is_file():
             raise LMError(f"no such ARPA file: {from_arpa}: check the path")
-        from lm.data.prepare import source_identity
-
         params = {"from_arpa": str(from_arpa), "arpa_hash": source_identity(str(from_arpa))}
     cached = store.find_cached("ngram", name, fingerprint("ngram", [dataset], params))
     if cached is not None:
         return cached, True
 
-    tokenizer = load_tokenizer(dataset.file("tokenizer.json"))
-    vocab = arpa_names(vocabulary(tokenizer))
+    tokens = vocabulary(load_tokenizer(dataset.file("tokenizer.json")))
     started = time.perf_counter()
     if from_arpa is not None:
-        token_to_id = {token: i for i, token in enumerate(vocab)}
-        token_to_id["</s>"] = EOS_ID
         try:
-            model = NgramModel.from_arpa(from_arpa, token_to_id)
+            model = NgramModel.from_arpa(from_arpa, arpa_vocabulary(tokens), eos_id=EOS_ID)
         except (ValueError, UnicodeDecodeError) as exc:
             raise LMError(f"cannot import {from_arpa}: {exc}") from None
     else:
-        model = estimate(np.asarray(load_split(dataset, "train")), len(vocab), order)
+        model = estimate(np.asarray(load_split(dataset, "train")), len(tokens), order, EOS_ID)
     seconds = time.perf_counter() - started
 
     with store.create("ngram", name, [dataset], params) as pending:
         model.save(pending.path)
         if write_arpa:
-            model.write_arpa(pending.path / "model.arpa", vocab)
+            model.write_arpa(pending.path / "model.arpa", arpa_names(tokens))
         (pending.path / "tokenizer.json").write_bytes(dataset.file("tokenizer.json").read_bytes())
         metrics: dict = {"order": model.order, "ngrams": [int(n) for n in model.num_ngrams],
                          "build_seconds": seconds,
@@ -80,8 +59,7 @@ def build_ngram(store: Store, dataset: Artifact, order: int, name: str,
         for split in ("valid", "test"):
             ids = np.asarray(load_split(dataset, split))
             if len(ids):
-                metrics[f"{split}_perplexity"] = Evaluation.from_logprobs(
-                    ids, model.logprobs(ids)).perplexity
+                metrics[f"{split}_perplexity"] = model.perplexity(ids)
         pending.metrics = metrics
         pending.extra["level"] = dataset.manifest.get("level")
     return store.resolve(pending.extra["ref"], "ngram"), False

@@ -1,13 +1,18 @@
-"""Shared fixtures for the n-gram tests: the benchmark corpora.
+"""Shared fixtures for the n-gram tests: the benchmark corpora and the kenlm module.
 
 Corpora come from ../shared/data relative to the repository root (the same
 relative location in CI); tests that use them are marked ``slow`` (marker
-registered in pyproject.toml) and skip when it is absent.
+registered in pyproject.toml). When the data or kenlm (dev extras) is missing
+they skip, saying what is missing, except under CI (environment variable ``CI``
+set, as CI services do), where they fail: there a skip would hide that the
+KenLM exactness checks did not run.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -18,11 +23,31 @@ TINYSHAKESPEARE_SPLIT = 1_003_854
 Corpus = tuple[np.ndarray, np.ndarray, dict[str, int]]
 
 
+def missing(what: str, fix: str) -> None:
+    """Fail under CI, skip elsewhere, with a message naming what is missing."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (CI={os.environ['CI']!r}: this check must run in CI); {fix}",
+                    pytrace=False)
+    pytest.skip(f"{what}; {fix}")
+
+
 def _require(*parts: str) -> Path:
     path = DATA_DIR.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"benchmark data not found at {path}")
+        missing(f"benchmark data not found: {path}",
+                "the corpora live in ../shared/data beside the repository (see its README)")
     return path
+
+
+@pytest.fixture(scope="session")
+def kenlm() -> ModuleType:
+    """The ``kenlm`` module (PyPI ``kenlm``, in the dev extras), to check against KenLM itself."""
+    try:
+        import kenlm
+    except ImportError:
+        missing("the kenlm Python module is not installed",
+                "pip install kenlm (PyPI; builds from source with a C++ compiler)")
+    return kenlm
 
 
 def _lines(path: Path) -> list[str]:
@@ -54,6 +79,12 @@ def _word_corpus(name: str) -> Corpus:
 def ptb() -> Corpus:
     """PTB (train ids, test ids, vocab); vocabulary = the 9,999 train words + eos."""
     return _word_corpus("ptb")
+
+
+@pytest.fixture(scope="session")
+def ptb_train_types() -> set[str]:
+    """The distinct whitespace-separated words of PTB's train.txt, as lmplz reads them."""
+    return set(_require("ptb", "train.txt").read_text(encoding="utf-8").split())
 
 
 @pytest.fixture(scope="session")

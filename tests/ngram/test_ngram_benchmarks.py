@@ -1,4 +1,4 @@
-"""Exactness on the benchmark corpora (slow; skipped without ../shared/data).
+"""Exactness on the benchmark corpora (slow; needs ../shared/data and kenlm, see conftest).
 
 Reference figures are KenLM ``lmplz -o N`` run on the files one sentence per line,
 with the literal ``<unk>`` renamed so that lmplz counts it as an ordinary word;
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def test_perplexity_matches_kenlm(corpus: str, order: int, request: pytest.Fixtu
     assert abs(_perplexity(exact, test) / reference - 1) < 1e-6
 
 
-def test_ptb_discounts_match_lmplz(ptb: tuple) -> None:
+def test_ptb_discounts_match_lmplz(ptb: tuple, ptb_train_types: set[str]) -> None:
     """The D1, D2, D3+ lmplz prints for PTB order 5 (its unigram D3+ includes a quirk)."""
     train, _, vocab = ptb
     model = estimate(train, len(vocab), 5)
@@ -54,7 +55,12 @@ def test_ptb_discounts_match_lmplz(ptb: tuple) -> None:
         (0.959671, 1.3879, 1.24171),
     ]
     np.testing.assert_allclose(model.discounts, lmplz, rtol=1e-5)
-    assert model.num_ngrams == [10001, 264990, 586558, 717733, 737952]
+    # Unigrams: the train word types (9,999 by the data README, the literal <unk> among
+    # them, here id 0) + </s> + <s> = 10,001. lmplz's header would say 10,002 for this text:
+    # the literal <unk> is renamed for it, and it adds its own <unk> (never seen) on top.
+    assert len(ptb_train_types) == 9999 and "<unk>" in ptb_train_types
+    assert model.num_ngrams[0] == len(ptb_train_types) + 2
+    assert model.num_ngrams[1:] == [264990, 586558, 717733, 737952]
 
 
 @pytest.mark.parametrize("order", [7, 10])
@@ -68,8 +74,9 @@ def test_character_level_high_order(order: int, shakespeare_chars: tuple) -> Non
     np.testing.assert_allclose(dist.sum(axis=1), 1.0, atol=1e-5)
 
 
-def _kenlm_sentence_scores(arpa: Path, ids: np.ndarray, id_to_token: list[str]) -> np.ndarray:
-    kenlm = pytest.importorskip("kenlm")
+def _kenlm_sentence_scores(
+    kenlm: ModuleType, arpa: Path, ids: np.ndarray, id_to_token: list[str]
+) -> np.ndarray:
     lm = kenlm.Model(str(arpa))
     words = [id_to_token[i] for i in ids.tolist()]
     scores, current = [], []
@@ -90,10 +97,9 @@ def _our_sentence_scores(model: NgramModel, ids: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize(("corpus", "order"), [("ptb", 5), ("shakespeare_chars", 6)])
 def test_arpa_scores_like_kenlm(
-    corpus: str, order: int, tmp_path: Path, request: pytest.FixtureRequest
+    corpus: str, order: int, tmp_path: Path, request: pytest.FixtureRequest, kenlm: ModuleType
 ) -> None:
     """Our ARPA loaded into kenlm.Model gives our per-sentence scores (log10)."""
-    pytest.importorskip("kenlm")
     train, test, vocab = request.getfixturevalue(corpus)
     id_to_token = [""] * len(vocab)
     for token, i in vocab.items():
@@ -104,5 +110,5 @@ def test_arpa_scores_like_kenlm(
     test = test[: np.flatnonzero(test == 1)[999] + 1]  # first 1000 sentences
     id_to_token[0], id_to_token[1] = "<unk>", "</s>"
     ours = _our_sentence_scores(model, test)
-    theirs = _kenlm_sentence_scores(arpa, test, id_to_token)
+    theirs = _kenlm_sentence_scores(kenlm, arpa, test, id_to_token)
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-4)

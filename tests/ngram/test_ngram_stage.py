@@ -2,13 +2,17 @@ import numpy as np
 
 from lm.artifacts import Store
 from lm.data.prepare import PrepareConfig, load_split, prepare
+from lm.evaluation.perplexity import Evaluation
 from lm.ngram import NgramModel
-from lm.ngram.stage import arpa_names, build_ngram
+from lm.ngram.arpa import arpa_names, arpa_vocabulary
+from lm.ngram.stage import build_ngram
 
 
 def test_arpa_names_escape_whitespace():
     assert arpa_names(["<unk>", "<eos>", "\n", " ", "a b", "春"]) == [
         "<unk>", "<eos>", "<U+000A>", "<U+0020>", "a<U+0020>b", "春"]
+    assert arpa_vocabulary(["<unk>", "<eos>", "\n", "a b"]) == {
+        "<unk>": 0, "<eos>": 1, "<U+000A>": 2, "a<U+0020>b": 3}
 
 
 def test_char_level_ngram_artifact_round_trips_through_arpa(tmp_path, poem_corpus):
@@ -23,3 +27,15 @@ def test_char_level_ngram_artifact_round_trips_through_arpa(tmp_path, poem_corpu
                                NgramModel.load(built.path).logprobs(ids), atol=1e-5)
     again, reused = build_ngram(store, data, 4, "p4")
     assert reused and again.ref == built.ref
+
+
+def test_stage_perplexities_are_the_evaluation_figures(tmp_path, poem_corpus):
+    """The stage scores with the model itself (ngram imports no lm.evaluation), same numbers."""
+    store = Store(tmp_path / "art")
+    data, _ = prepare(store, PrepareConfig(str(poem_corpus), level="char", doc_sep="blank"), "p")
+    built, _ = build_ngram(store, data, 3, "p3", write_arpa=False)
+    model = NgramModel.load(built.path)
+    for split in ("valid", "test"):
+        ids = np.asarray(load_split(data, split))
+        assert built.metrics[f"{split}_perplexity"] == Evaluation.from_logprobs(
+            ids, model.logprobs(ids)).perplexity
