@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import torch
+
+# tests/generation's fakes (a namespace package: tests/ is on the path, as for tests_support)
+from generation.generation_fakes import Tracing, sampling_allows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lm.generation.processors import GREEDY_BELOW
 from lm.generation.sampling import RNNStepper, generate
 from lm.models import rnn
 from lm.tokenization import UNK_ID, decode, encode_documents, train_tokenizer
@@ -47,10 +51,19 @@ def _model() -> rnn.RNNLM:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(temperature=st.floats(0, 5), top_k=st.none() | st.integers(1, 20),
-       top_p=st.none() | st.floats(0.01, 1.0), seed=st.integers(0, 2**31),
-       prime=st.lists(st.integers(0, 12), max_size=5))
-def test_sampling_never_leaves_the_vocabulary(temperature, top_k, top_p, seed, prime):
-    out = generate(RNNStepper(_model()), prime, num=3, max_tokens=15, temperature=temperature,
-                   top_k=top_k, top_p=top_p, seed=seed)
+       top_p=st.none() | st.floats(0.01, 1.0), min_p=st.none() | st.floats(0.01, 1.0),
+       seed=st.integers(0, 2**31), prime=st.lists(st.integers(0, 12), max_size=5))
+def test_sampling_never_leaves_the_vocabulary(temperature, top_k, top_p, min_p, seed, prime):
+    stepper = Tracing(RNNStepper(_model()))
+    settings = dict(num=3, max_tokens=15, temperature=temperature, top_k=top_k, top_p=top_p,
+                    min_p=min_p, seed=seed)
+    out = generate(stepper, prime, **settings)
     assert all(0 <= t < 13 and t != 1 for sample in out for t in sample)
     assert all(len(sample) <= 15 for sample in out)
+    # each token is one the settings allow, from the very scores it was chosen from
+    for logprobs, token in (step for steps in stepper.steps(out) for step in steps):
+        if temperature < GREEDY_BELOW:
+            assert logprobs[token] == logprobs.max()  # greedy: the argmax, truncation or not
+        else:
+            assert sampling_allows(logprobs / temperature, token, top_k, top_p, min_p)
+    assert generate(RNNStepper(_model()), prime, **settings) == out  # the seed decides all

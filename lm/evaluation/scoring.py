@@ -106,16 +106,29 @@ def model_logprobs(store: Store, artifact: Artifact, ids: np.ndarray, context: s
     return document_logprobs(model, ids, batch_size=batch_size, device=dev)
 
 
-def tune_weight(rnn_lp: np.ndarray, ngram_lp: np.ndarray) -> float:
-    """The RNN weight λ in [0, 1] that minimises the mixture's loss (grid, then refine)."""
-    def loss(lam: float) -> float:
-        return -float(np.mean(np.logaddexp(math.log(max(lam, 1e-12)) + rnn_lp,
-                                           math.log(max(1 - lam, 1e-12)) + ngram_lp)))
+def tune_weight(rnn_lp: np.ndarray, ngram_lp: np.ndarray, tolerance: float = 1e-9) -> float:
+    """The RNN weight λ in [0, 1] that minimises the mixture's mean negative log-likelihood.
 
-    grid = np.linspace(0, 1, 21)
-    best = min(grid, key=loss)
-    fine = np.clip(np.linspace(best - 0.05, best + 0.05, 21), 0, 1)
-    return float(min(fine, key=loss))
+    The loss −mean log(λ a + (1 − λ) b) is convex in λ, so its derivative
+    −mean((a − b) / (λ a + (1 − λ) b)) increases with λ: bisection on its sign finds the
+    optimum (an end of [0, 1] when the derivative keeps one sign). a and b are scaled by the
+    larger of the two per token, which leaves every ratio unchanged and nothing underflows.
+    """
+    top = np.maximum(rnn_lp, ngram_lp)
+    a, b = np.exp(rnn_lp - top), np.exp(ngram_lp - top)
+
+    def slope(lam: float) -> float:
+        return -float(np.mean((a - b) / (lam * a + (1 - lam) * b)))
+
+    if slope(0.0) >= 0:
+        return 0.0
+    if slope(1.0) <= 0:
+        return 1.0
+    low, high = 0.0, 1.0
+    while high - low > tolerance:
+        middle = (low + high) / 2
+        low, high = (middle, high) if slope(middle) < 0 else (low, middle)
+    return (low + high) / 2
 
 
 def mix_logprobs(rnn_lp: np.ndarray, ngram_lp: np.ndarray, weight: float) -> np.ndarray:

@@ -11,14 +11,17 @@ best sequences a brute-force enumeration would.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from lm.errors import LMError
 from lm.generation.constraints import State
-from lm.generation.processors import Processors
+from lm.generation.processors import SHAPING, Processor, build, form_of, process
+from lm.generation.request import SampleRequest
 from lm.generation.sampling import Stepper
 from lm.tokenization import EOS_ID
 
@@ -31,40 +34,37 @@ class Hypothesis:
     state: State | None = None
 
 
-def check_beam_args(beam: int, num: int, length_penalty: float, max_tokens: int) -> None:
-    if beam < 1:
-        raise LMError(f"--beam must be at least 1, not {beam}")
-    if num > beam:
-        raise LMError(f"--num {num} is more than --beam {beam}: beam search returns the best "
-                      "--num poems of its beam, so widen the beam or ask for fewer")
-    if not math.isfinite(length_penalty):
-        raise LMError(f"--length-penalty must be a number (1 is a mean per token), "
-                      f"not {length_penalty}")
-    if max_tokens < 1:
-        raise LMError(f"--max-tokens must be at least 1, not {max_tokens}")
-
-
 def normalised(logprob: float, length: int, alpha: float) -> float:
     return logprob / max(length, 1) ** alpha
 
 
-def beam_search(stepper: Stepper, prime: list[int], beam: int = 4, num: int = 1,
-                max_tokens: int = 200, length_penalty: float = 1.0,
-                style: list[int] | None = None,
-                processors: Processors | None = None) -> list[Hypothesis]:
-    """The ``num`` best texts after ``<eos> + style + prime``, best first."""
-    check_beam_args(beam, num, length_penalty, max_tokens)
-    processors = processors or Processors()
-    constraint = processors.constraint
+def beam_search(stepper: Stepper, prime: list[int], request: SampleRequest | None = None, *,
+                style: list[int] | None = None, processors: Sequence[Processor] | None = None,
+                **settings: Any) -> list[Hypothesis]:
+    """The ``request.num`` best texts after ``<eos> + style + prime``, best first.
+
+    ``settings`` are :class:`SampleRequest` fields that replace the request's (without a
+    request: a 4-wide beam for the best text); the search reads ``beam``, ``num``,
+    ``max_tokens`` and ``length_penalty``. ``processors`` are the shaping ones (default:
+    those the settings ask for, with no form).
+    """
+    request = dataclasses.replace(request or SampleRequest(beam=4, num=1), **settings)
+    if request.beam is None:
+        raise ValueError("beam_search needs a request with a beam width")
+    request.check()
+    beam, num, length_penalty = request.beam, request.num, request.length_penalty
+    if processors is None:
+        processors = build(SHAPING, request)
+    constraint = form_of(processors)
     start = constraint.initial(prime) if constraint is not None else None
-    limit = constraint.max_tokens if constraint is not None else max_tokens
+    limit = constraint.max_tokens if constraint is not None else request.max_tokens
     logprobs = stepper.start([[EOS_ID, *(style or []), *prime]])
     live = [Hypothesis([], 0.0, state=start)]
     finished: list[Hypothesis] = []
     cut_off: list[Hypothesis] = []
     for step in range(1, limit + 1):
         states = [h.state for h in live] if constraint is not None else None
-        scores = processors(logprobs, [prime + h.tokens for h in live], states)
+        scores = process(processors, logprobs, [prime + h.tokens for h in live], states)
         total = torch.tensor([h.logprob for h in live], dtype=torch.float64)[:, None] \
             + scores.double().cpu()
         vocab = total.shape[1]

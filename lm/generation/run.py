@@ -1,9 +1,9 @@
 """What ``lm sample`` does: load a model, read the inputs, build the decoder, generate, decode.
 
-The pieces live in their own modules: forms and their constraint (``forms``, ``constraints``),
-repetition rules (``processors``), sampling and beam search (``sampling``, ``beam``), rhyme
-(``rhyme``), scripts (``script``) and the quality report (``report``). This module only wires
-them to one artifact.
+The pieces live in their own modules: the settings (``request``), forms and their constraint
+(``forms``, ``constraints``), the logits processors (``processors``), sampling and beam search
+(``sampling``, ``beam``), rhyme (``rhyme``), scripts (``script``) and the quality report
+(``report``). This module only wires them to one artifact.
 """
 
 from __future__ import annotations
@@ -17,36 +17,12 @@ from lm.artifacts import Artifact, Store
 from lm.errors import LMError
 from lm.generation.constraints import FormConstraint
 from lm.generation.forms import Form, parse_form, with_acrostic
-from lm.generation.processors import Processors
+from lm.generation.processors import SHAPING, build
+from lm.generation.request import SampleRequest
 from lm.generation.sampling import RNNStepper, Stepper, generate
-from lm.generation.script import check_script, convert, fit_to_vocabulary
+from lm.generation.script import convert, fit_to_vocabulary
 from lm.generation.vocab import TokenClasses
 from lm.tokenization import UNK_ID, decode, encode_text, load_tokenizer
-
-
-@dataclass
-class SampleRequest:
-    """Everything ``lm sample`` can ask for; the defaults are plain sampling."""
-
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    prime: str = ""
-    style: str = ""
-    num: int = 4
-    max_tokens: int = 200
-    seed: int = 0
-    form: str | None = None
-    acrostic: str | None = None
-    rhyme: bool = False
-    level_tone: bool = False
-    beam: int | None = None
-    length_penalty: float = 1.0
-    repetition_penalty: float = 1.0
-    no_repeat_ngram: int = 0
-    script: str | None = None
-    report: bool = False
-    device: str = "auto"
 
 
 @dataclass
@@ -121,7 +97,7 @@ def _form_and_constraint(request: SampleRequest, classes: TokenClasses,
 
 def sample(store: Store, ref: str, request: SampleRequest) -> SampleResult:
     """Generate ``request.num`` texts from a model or n-gram artifact, with an optional report."""
-    check_script(request.script)
+    request.check()
     artifact = store.resolve(ref, ("model", "ngram"))
     tokenizer = load_tokenizer(artifact.file("tokenizer.json"))
     level = artifact.manifest.get("level", "char")
@@ -135,24 +111,15 @@ def sample(store: Store, ref: str, request: SampleRequest) -> SampleResult:
     form, constraint = _form_and_constraint(request, classes, warnings)
     if constraint is not None:
         constraint.initial(prime_ids)  # a prime that breaks the form fails before loading
-    processors = Processors(constraint, request.repetition_penalty, request.no_repeat_ngram,
-                            exempt=classes.structural())
+    processors = build(SHAPING, request, constraint, classes.structural())
     stepper = stepper_for(artifact, request.device)
     if request.beam is not None:
         from lm.generation.beam import beam_search
 
-        if request.top_k is not None or request.top_p is not None:
-            raise LMError("--top-k and --top-p shape sampling, not --beam: drop one or the other")
-        found = beam_search(stepper, prime_ids, beam=request.beam, num=request.num,
-                            max_tokens=request.max_tokens,
-                            length_penalty=request.length_penalty, style=style_ids,
-                            processors=processors)
+        found = beam_search(stepper, prime_ids, request, style=style_ids, processors=processors)
         outputs = [h.tokens for h in found]
     else:
-        outputs = generate(stepper, prime_ids, num=request.num, max_tokens=request.max_tokens,
-                           temperature=request.temperature, top_k=request.top_k,
-                           top_p=request.top_p, seed=request.seed, style=style_ids,
-                           processors=processors)
+        outputs = generate(stepper, prime_ids, request, style=style_ids, processors=processors)
     joiner = " " if level == "word" and prime else ""
     texts = [prime + (joiner if ids else "") + decode(tokenizer, ids, level) for ids in outputs]
     report = None
@@ -179,9 +146,3 @@ def _report(store: Store, artifact: Artifact, stepper: Stepper, classes: TokenCl
     return build_report(texts, form=form, layout=classes.layout, level=classes.level,
                         logprobs=rescore(stepper, sequences),
                         token_counts=[len(s) for s in sequences], training=training)
-
-
-def sample_texts(store: Store, ref: str, **options: Any) -> tuple[list[str], list[str]]:
-    """Texts and warnings: :func:`sample` with keyword options, for callers of the old API."""
-    result = sample(store, ref, SampleRequest(**options))
-    return result.texts, result.warnings

@@ -2,21 +2,30 @@
 
 Every sample starts the way training saw documents start, after an ``<eos>``, then reads the
 optional style text (conditioning only, never printed) and the prime (printed and continued).
-All samples advance together as one batch. The scores first go through the processors (form
-mask, repetition rules: :mod:`lm.generation.processors`); decoding is then greedy at
-temperature 0, otherwise sampled with optional top-k / top-p truncation, from a seeded
-generator so that the same seed gives the same text.
+All samples advance together as one batch. The scores go through the shaping processors (form
+mask, repetition rules) and, unless greedy (temperature 0: the argmax), the sampling ones
+(temperature, top-k, top-p, min-p: :mod:`lm.generation.processors`); a token is then drawn
+from their softmax with a seeded generator, so that the same seed gives the same text.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Protocol
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import torch
 
-from lm.errors import LMError
-from lm.generation.processors import Processors
+from lm.generation.processors import (
+    SAMPLING,
+    SHAPING,
+    Processor,
+    build,
+    form_of,
+    is_greedy,
+    process,
+)
+from lm.generation.request import SampleRequest
 from lm.models.rnn import RNNLM
 from lm.runtime import reuse_freed_memory
 from lm.tokenization import EOS_ID
@@ -64,37 +73,10 @@ class RNNStepper:
         self.hidden = self.hidden.select(rows.to(self.device))
 
 
-def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None,
-                        num: int, max_tokens: int) -> None:
-    if math.isnan(temperature) or temperature < 0:
-        raise LMError(f"--temperature must be ≥ 0 (0 is greedy), not {temperature}")
-    if top_k is not None and top_k < 1:
-        raise LMError(f"--top-k must be at least 1, not {top_k}")
-    if top_p is not None and (math.isnan(top_p) or not 0 < top_p <= 1):
-        raise LMError(f"--top-p must be in (0, 1], not {top_p}")
-    if num < 1:
-        raise LMError(f"--num must be at least 1, not {num}")
-    if max_tokens < 1:
-        raise LMError(f"--max-tokens must be at least 1, not {max_tokens}")
-
-
-def choose(logprobs: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None,
-           generator: torch.Generator) -> torch.Tensor:
-    """One token per row: argmax at temperature 0, else a draw from the truncated distribution."""
-    if temperature < 1e-6:  # the T → 0 limit; smaller T underflows float32 anyway
-        return logprobs.argmax(dim=-1)
-    # Dividing by T ≥ 1e-6 keeps every finite score finite (softmax then shifts the best to 0
-    # itself); at T = 1 the scores are used as they are.
-    scores = logprobs.float() if temperature == 1.0 else logprobs.float() / temperature
-    if top_k is not None and top_k < scores.shape[-1]:
-        kth = torch.topk(scores, top_k, dim=-1).values[:, -1:]
-        scores = scores.masked_fill(scores < kth, -math.inf)
-    if top_p is not None and top_p < 1:
-        sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
-        cumulative = torch.softmax(sorted_scores, dim=-1).cumsum(dim=-1)
-        drop = cumulative - torch.softmax(sorted_scores, dim=-1) >= top_p  # keep the first past p
-        sorted_scores = sorted_scores.masked_fill(drop, -math.inf)
-        scores = torch.full_like(scores, -math.inf).scatter(-1, order, sorted_scores)
+def choose(scores: torch.Tensor, greedy: bool, generator: torch.Generator) -> torch.Tensor:
+    """One token per row: the argmax if greedy, else a draw from ``softmax(scores)``."""
+    if greedy:
+        return scores.argmax(dim=-1)
     return draw(torch.softmax(scores, dim=-1), generator)
 
 
@@ -117,30 +99,37 @@ def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return tokens
 
 
-def generate(stepper: Stepper, prime: list[int], num: int = 1, max_tokens: int = 200,
-             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             seed: int = 0, style: list[int] | None = None,
-             processors: Processors | None = None) -> list[list[int]]:
-    """Token ids generated after ``<eos> + style + prime`` for ``num`` samples, up to <eos>.
+def generate(stepper: Stepper, prime: list[int], request: SampleRequest | None = None, *,
+             style: list[int] | None = None, processors: Sequence[Processor] | None = None,
+             **settings: Any) -> list[list[int]]:
+    """Token ids generated after ``<eos> + style + prime``, a list per sample, up to <eos>.
 
-    With a form constraint a sample ends when its form is complete (an ``<eos>`` that only
-    closes a line, in vocabularies without a newline, is kept in the output) and the form,
-    not ``max_tokens``, bounds its length.
+    ``settings`` are :class:`SampleRequest` fields that replace the request's (the defaults
+    are ``lm sample``'s); sampling reads ``num``, ``max_tokens``, ``seed``, ``temperature``
+    and the sampling processors' settings. ``processors`` are the shaping ones (default: those
+    the settings ask for, with no form). With a form constraint a sample ends when its form is
+    complete (an ``<eos>`` that only closes a line, in vocabularies without a newline, is kept
+    in the output) and the form, not ``max_tokens``, bounds its length.
     """
-    check_sampling_args(temperature, top_k, top_p, num, max_tokens)
-    processors = processors or Processors()
-    constraint = processors.constraint
+    request = dataclasses.replace(request or SampleRequest(), **settings)
+    request.check()
+    if processors is None:
+        processors = build(SHAPING, request)
+    greedy = is_greedy(request)
+    chain = [*processors, *(() if greedy else build(SAMPLING, request))]
+    constraint = form_of(processors)
+    num = request.num
     states = [constraint.initial(prime)] * num if constraint is not None else None
-    limit = constraint.max_tokens if constraint is not None else max_tokens
-    generator = torch.Generator().manual_seed(seed)
+    limit = constraint.max_tokens if constraint is not None else request.max_tokens
+    generator = torch.Generator().manual_seed(request.seed)
     logprobs = stepper.start([[EOS_ID, *(style or []), *prime]] * num)
     histories = [list(prime) for _ in range(num)]
     outputs: list[list[int]] = [[] for _ in range(num)]
     active = list(range(num))  # the sample each row of the batch belongs to
     for step in range(limit):
-        scores = processors(logprobs, [histories[r] for r in active],
-                            [states[r] for r in active] if states is not None else None)
-        tokens = choose(scores, temperature, top_k, top_p, generator).cpu()
+        scores = process(chain, logprobs, [histories[r] for r in active],
+                         [states[r] for r in active] if states is not None else None)
+        tokens = choose(scores, greedy, generator).cpu()
         keep = []
         for position, (row, token) in enumerate(zip(active, tokens.tolist(), strict=True)):
             if states is not None and constraint is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from lm.generation.vocab import TokenClasses
@@ -77,3 +79,62 @@ def random_table(vocab_size: int, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     table = torch.rand(vocab_size, vocab_size, generator=generator) + 0.05
     return table / table.sum(dim=1, keepdim=True)
+
+
+class Tracing:
+    """Wraps a stepper and keeps, for each sample, the log-probabilities [V] of every step.
+
+    ``seen[i][k]`` is what sample ``i``'s k-th token was chosen from (rows leave the batch as
+    samples end, so the row of a sample changes; the sample's index does not).
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.vocab_size = inner.vocab_size
+        self.rows: list[int] = []
+        self.seen: dict[int, list[torch.Tensor]] = {}
+
+    def _keep(self, logprobs: torch.Tensor) -> torch.Tensor:
+        for position, sample in enumerate(self.rows):
+            self.seen.setdefault(sample, []).append(logprobs[position].detach().clone())
+        return logprobs
+
+    def start(self, contexts: list[list[int]]) -> torch.Tensor:
+        self.rows, self.seen = list(range(len(contexts))), {}
+        return self._keep(self.inner.start(contexts))
+
+    def advance(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self._keep(self.inner.advance(tokens))
+
+    def select(self, rows: torch.Tensor) -> None:
+        self.rows = [self.rows[r] for r in rows.tolist()]
+        self.inner.select(rows)
+
+    def steps(self, outputs: list[list[int]]) -> list[list[tuple[torch.Tensor, int]]]:
+        """Each sample's (log-probabilities, token chosen from them), in order."""
+        return [list(zip(self.seen[i], ids, strict=False)) for i, ids in enumerate(outputs)]
+
+
+def sampling_allows(logits: torch.Tensor, token: int, top_k: int | None = None,
+                    top_p: float | None = None, min_p: float | None = None,
+                    tol: float = 1e-4) -> bool:
+    """Whether top-k, then top-p, then min-p, as their definitions read, leave ``token`` a
+    candidate of ``logits`` [V] (already divided by the temperature).
+
+    Worked in float64 from the definitions, not the code: top-k keeps the tokens fewer than k
+    others beat; top-p then keeps a token while the mass of the ones above it (renormalised
+    over what top-k left) is below p; min-p keeps a probability at least min_p times the top
+    one. ``tol`` forgives float32 rounding at the edges.
+    """
+    s = logits.double()
+    kept = torch.isfinite(s)
+    if top_k is not None:
+        kept &= torch.tensor([int((s > value).sum()) < top_k for value in s])
+    if not bool(kept[token]):
+        return False
+    if top_p is not None:
+        probs = torch.softmax(s.masked_fill(~kept, -math.inf), dim=-1)
+        if float(probs[s > s[token]].sum()) >= top_p + tol:
+            return False
+    top = float(s[kept].max())
+    return min_p is None or float(s[token]) - top >= math.log(min_p) - tol * (1 + abs(top))

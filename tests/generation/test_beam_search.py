@@ -19,7 +19,7 @@ from lm.errors import LMError
 from lm.generation.beam import beam_search
 from lm.generation.constraints import FormConstraint
 from lm.generation.forms import matches, parse_form
-from lm.generation.processors import Processors
+from lm.generation.processors import FormMask
 from lm.tokenization import EOS_ID
 
 
@@ -74,7 +74,7 @@ def test_beam_search_keeps_the_form_and_the_acrostic():
     heads = [classes.index[c] for c in "春夏秋冬"]
     constraint = FormConstraint(classes, parse_form("wujue"), heads, rhyme=True)
     found = beam_search(LoudStepper(len(POEM_TOKENS), BAD[:5]), [], beam=6, num=4,
-                        processors=Processors(constraint))
+                        processors=[FormMask(constraint)])
     assert len(found) == 4
     scores = [h.score for h in found]
     assert scores == sorted(scores, reverse=True)

@@ -8,7 +8,7 @@ from generation_fakes import BAD, POEM_TOKENS, WORD_TOKENS, LoudStepper, poem_cl
 from lm.errors import LMError
 from lm.generation.constraints import FormConstraint
 from lm.generation.forms import matches, parse_form, with_acrostic
-from lm.generation.processors import Processors
+from lm.generation.processors import FormMask
 from lm.generation.report import rhyme_chars
 from lm.generation.rhyme import is_level, rhyme_group
 from lm.generation.sampling import generate
@@ -32,7 +32,7 @@ def _sample(constraint, num=100, prime=(), temperature=1.0, seed=0, tokens=POEM_
     stepper = LoudStepper(len(tokens), BAD[:5] if tokens is POEM_TOKENS else [0, 1, 2],
                           seed=seed)
     outputs = generate(stepper, list(prime), num=num, temperature=temperature, seed=seed,
-                       processors=Processors(constraint))
+                       processors=[FormMask(constraint)] if constraint is not None else [])
     return [text_of(list(prime) + ids, tokens, joiner) for ids in outputs]
 
 
@@ -162,7 +162,7 @@ def test_word_level_with_a_newline_token_uses_it():
     assert classes.layout == "lines"
     constraint = FormConstraint(classes, parse_form("2,2,2"))
     outputs = generate(LoudStepper(len(tokens), [0, 1, 2, 11]), [], num=50,
-                       processors=Processors(constraint))
+                       processors=[FormMask(constraint)])
     for ids in outputs:
         assert ids.count(11) == 2 and 1 not in ids
         first, second = ids.index(11), len(ids) - 1 - ids[::-1].index(11)

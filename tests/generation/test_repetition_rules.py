@@ -9,20 +9,28 @@ from generation_fakes import BAD, POEM_TOKENS, LoudStepper, poem_classes
 from lm.errors import LMError
 from lm.generation.constraints import FormConstraint
 from lm.generation.forms import parse_form
-from lm.generation.processors import Processors, banned_tokens
+from lm.generation.processors import (
+    SHAPING,
+    NoRepeatNgram,
+    RepetitionPenalty,
+    banned_tokens,
+    build,
+    process,
+)
+from lm.generation.request import SampleRequest
 from lm.generation.sampling import generate
 
 
 def test_ctrl_penalty_divides_positive_and_multiplies_negative_scores():
     scores = torch.tensor([[2.0, -1.0, 3.0, -2.0]])
-    out = Processors(repetition_penalty=2.0)(scores, [[0, 1]])
+    out = process([RepetitionPenalty(2.0)], scores, [[0, 1]])
     assert out.tolist() == [[1.0, -2.0, 3.0, -2.0]]
 
 
 def test_exempt_tokens_are_not_penalised():
     scores = torch.log(torch.full((1, 4), 0.25))
     exempt = torch.tensor([False, True, False, False])
-    out = Processors(repetition_penalty=1.5, exempt=exempt)(scores, [[0, 1]])
+    out = process([RepetitionPenalty(1.5, exempt)], scores, [[0, 1]])
     assert out[0, 0] == pytest.approx(1.5 * math.log(0.25))
     assert out[0, 1] == pytest.approx(math.log(0.25))
 
@@ -36,8 +44,8 @@ def test_banned_tokens_complete_a_seen_ngram():
 
 def test_no_repeat_ngram_holds_in_samples():
     stepper = LoudStepper(len(POEM_TOKENS), [], bonus=0.0)
-    outputs = generate(stepper, [], num=30, max_tokens=40, processors=Processors(
-        no_repeat_ngram=2))
+    outputs = generate(stepper, [], num=30, max_tokens=40, processors=[
+        NoRepeatNgram(2)])
     for ids in outputs:
         pairs = list(zip(ids, ids[1:], strict=False))
         assert len(pairs) == len(set(pairs))
@@ -46,8 +54,8 @@ def test_no_repeat_ngram_holds_in_samples():
 def test_the_form_wins_over_ngram_bans():
     classes = poem_classes()
     constraint = FormConstraint(classes, parse_form("wulv"))
-    processors = Processors(constraint, repetition_penalty=3.0, no_repeat_ngram=1,
-                            exempt=classes.structural())
+    processors = build(SHAPING, SampleRequest(repetition_penalty=3.0, no_repeat_ngram=1),
+                       constraint, classes.structural())
     outputs = generate(LoudStepper(len(POEM_TOKENS), BAD[:5]), [], num=20,
                        processors=processors)
     for ids in outputs:
@@ -63,7 +71,7 @@ def test_penalty_lowers_repeats():
     plain = generate(stepper, [], num=50, max_tokens=30, seed=3)
     stepper = LoudStepper(len(POEM_TOKENS), [], bonus=0.0)
     penalised = generate(stepper, [], num=50, max_tokens=30, seed=3,
-                         processors=Processors(repetition_penalty=5.0))
+                         repetition_penalty=5.0)
 
     def repeats(outputs):
         return sum(len(ids) - len(set(ids)) for ids in outputs)
@@ -78,4 +86,4 @@ def test_penalty_lowers_repeats():
 ])
 def test_bad_repetition_arguments(kwargs, message):
     with pytest.raises(LMError, match=message):
-        Processors(**kwargs)
+        SampleRequest(**kwargs).check()

@@ -1,12 +1,13 @@
 """``lm sample`` end to end on tiny trained models: forms, acrostics, style, beam, report, JSON."""
 
 import json
+import math
 import random
 import re
 
 import pytest
 import torch
-from generation_fakes import POEM_TOKENS
+from generation_fakes import POEM_TOKENS, Tracing, sampling_allows
 from tests_support import assert_clean_error
 
 from lm.generation.sampling import RNNStepper, generate
@@ -123,15 +124,22 @@ def test_style_is_read_but_not_printed(lm):
     assert all(s.startswith("春") and WUJUE.fullmatch(s) for s in styled)
 
 
+def _flat(state):
+    """Every number of a recurrent state (a tensor or tuples of them, however nested)."""
+    if isinstance(state, torch.Tensor):
+        return state.flatten()
+    return torch.cat([_flat(part) for part in state])
+
+
 def test_style_changes_the_hidden_state():
     torch.manual_seed(0)
     model = rnn.RNNLM(rnn.ModelConfig(vocab_size=len(POEM_TOKENS), emb_size=8, hidden_size=8,
                                       layers=1))
     stepper = RNNStepper(model)
     plain = stepper.start([[EOS_ID, 7]])
-    hidden_plain = stepper.hidden.parts[0].clone()
+    hidden_plain = _flat(stepper.hidden).clone()
     styled = stepper.start([[EOS_ID, 9, 10, 7]])
-    assert not torch.allclose(stepper.hidden.parts[0], hidden_plain)
+    assert not torch.allclose(_flat(stepper.hidden), hidden_plain)
     assert not torch.allclose(plain, styled)
     seen = []
 
@@ -170,13 +178,106 @@ def test_word_level_form(lm):
     assert payload["report"]["well_formed_rate"] == 1.0
 
 
-def test_sampling_flags(lm):
-    payload = _json(lm("p", "--num", "4", "--top-k", "3", "--top-p", "0.9",
-                       "--repetition-penalty", "1.3", "--no-repeat-ngram", "2", "--json"))
+def _traced(lm, store, *args):
+    """``lm sample ARGS --json``, and each sample's (log-probabilities, chosen token) steps.
+
+    The model's scores are caught as the sampler reads them, so the checks below hold each
+    token against the exact distribution it was drawn from. Also: the structural tokens
+    (every one that is not a Chinese character: punctuation, newline, <eos>, <unk>).
+    """
+    from lm.artifacts import Store
+    from lm.generation import run
+    from lm.tokenization import load_tokenizer
+
+    steppers, outputs = [], []
+    make, generate_ = run.stepper_for, run.generate
+
+    def tracing(*a, **k):
+        steppers.append(Tracing(make(*a, **k)))
+        return steppers[-1]
+
+    def generating(*a, **k):
+        outputs.append(generate_(*a, **k))
+        return outputs[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run, "stepper_for", tracing)
+        patch.setattr(run, "generate", generating)
+        payload = _json(lm(*args, "--json"))
+    (stepper,), (ids,) = steppers, outputs
+    vocab = load_tokenizer(Store(store).resolve(args[0], ("model",)).file("tokenizer.json"))
+    structural = {i for t, i in vocab.get_vocab().items() if not "\u4e00" <= t <= "\u9fff"}
+    return payload, stepper.steps(ids), structural
+
+
+def _shaped(logprobs, history, structural, penalty, n):
+    """The scores after the CTRL penalty and the n-gram ban, worked from their definitions."""
+    s = logprobs.double().clone()
+    for t in set(history) - structural:
+        s[t] = s[t] / penalty if s[t] > 0 else s[t] * penalty
+    tail = history[len(history) - n + 1:]
+    if len(history) >= n - 1 and not set(tail) & structural:
+        for i in range(len(history) - n + 1):
+            if history[i:i + n - 1] == tail and history[i + n - 1] not in structural:
+                s[history[i + n - 1]] = -math.inf
+    return s
+
+
+def test_sampling_flags(lm, store):
+    payload, steps, structural = _traced(
+        lm, store, "p", "--num", "4", "--top-k", "3", "--top-p", "0.9",
+        "--repetition-penalty", "1.3", "--no-repeat-ngram", "2")
     assert len(payload["samples"]) == 4
+    for sample in steps:
+        ids = [token for _, token in sample]
+        for k, (logprobs, token) in enumerate(sample):
+            scores = _shaped(logprobs, ids[:k], structural, 1.3, 2)
+            assert sampling_allows(scores, token, top_k=3, top_p=0.9), (ids[:k + 1], scores)
+        pairs = [p for p in zip(ids, ids[1:], strict=False) if not set(p) & structural]
+        assert len(pairs) == len(set(pairs))  # no bigram of characters twice
+    assert sum(len(sample) for sample in steps) >= 20  # the checks above saw real samples
     # every switch has an off form, as pipeline specs write `report: false`
     plain = lm("p", "--num", "1", "--no-report", "--no-rhyme", "--no-level-tone", "--no-json")
     assert plain.code == 0 and "── 1 ──" in plain.out and "well-formed" not in plain.out
+
+
+# The tiny model's next-token log-probabilities lie within 0.07 nats of each other: a low
+# temperature spreads them out so that the nucleus and min-p have tokens to drop.
+COLD = 0.02
+
+
+def test_top_p_draws_only_from_the_nucleus(lm, store):
+    _, steps, _ = _traced(lm, store, "p", "--num", "6", "--max-tokens", "30",
+                          "--temperature", str(COLD), "--top-p", "0.5")
+    chosen = [step for sample in steps for step in sample]
+    assert len(chosen) >= 20
+    assert all(sampling_allows(lp / COLD, t, top_p=0.5) for lp, t in chosen)
+    assert any(not sampling_allows(lp / COLD, v, top_p=0.5)  # the nucleus left tokens out
+               for lp, _ in chosen for v in range(len(lp)))
+
+
+def test_greedy_takes_the_argmax_and_the_seed_decides_the_samples(lm, store):
+    payload, steps, _ = _traced(lm, store, "p", "--num", "3", "--max-tokens", "25",
+                                "--temperature", "0")
+    assert all(logprobs[token] == logprobs.max() for sample in steps for logprobs, token in sample)
+    assert len(set(payload["samples"])) == 1 and len(steps[0]) == 25
+    args = ("p", "--num", "4", "--max-tokens", "30", "--json")
+    first, again, other = (_json(lm(*args, "--seed", seed)) for seed in ("5", "5", "6"))
+    assert first == again != other
+
+
+def test_min_p_through_the_command(lm, store):
+    greedy = _json(lm("p", "--num", "3", "--max-tokens", "30", "--temperature", "0", "--json"))
+    top_only = _json(lm("p", "--num", "3", "--max-tokens", "30", "--temperature", "1.7",
+                        "--min-p", "1", "--seed", "3", "--json"))
+    assert top_only == greedy  # min-p 1 keeps only the likeliest token, at any temperature
+    args = ("p", "--num", "8", "--max-tokens", "40", "--temperature", str(COLD))
+    payload, steps, _ = _traced(lm, store, *args, "--min-p", "0.5")
+    assert len(payload["samples"]) == 8
+    floor = COLD * math.log(0.5)  # p ≥ 0.5 p_max at T: log p − log p_max ≥ T log 0.5
+    assert all(float(lp[t] - lp.max()) >= floor - 1e-6 for sample in steps for lp, t in sample)
+    _, free, _ = _traced(lm, store, *args)  # the same run without --min-p goes below it
+    assert any(float(lp[t] - lp.max()) < floor for sample in free for lp, t in sample)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -188,6 +289,9 @@ def test_sampling_flags(lm):
     (["--beam", "2", "--num", "1", "--top-k", "3"], "--top-k and --top-p"),
     (["--script", "klingon"], "--script must be simplified or traditional"),
     (["--repetition-penalty", "0"], "--repetition-penalty"),
+    (["--min-p", "0"], "--min-p must be in (0, 1], not 0.0"),
+    (["--min-p", "1.5"], "--min-p must be in (0, 1], not 1.5"),
+    (["--beam", "2", "--num", "1", "--min-p", "0.5"], "--min-p"),
 ])
 def test_clean_errors(lm, args, message):
     assert_clean_error(lm("p", *args), message)

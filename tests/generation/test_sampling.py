@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from lm.errors import LMError
+from lm.generation.processors import SAMPLING, build, is_greedy, process
+from lm.generation.request import SampleRequest
 from lm.generation.sampling import RNNStepper, choose, draw, generate
 from lm.models import rnn
 
@@ -22,6 +24,13 @@ class TableStepper:
 
     def select(self, rows):
         pass
+
+
+def _choose(logprobs, generator, **settings):
+    """One token per row, as sampling picks it from these (shaped) scores."""
+    request = SampleRequest(**settings)
+    scores = process(build(SAMPLING, request), logprobs, [[]] * len(logprobs))
+    return choose(scores, is_greedy(request), generator)
 
 
 def _model(seed=0):
@@ -48,16 +57,16 @@ def test_greedy_follows_the_table_and_stops_at_eos():
 def test_top_k_one_is_greedy_and_top_p_keeps_the_head():
     logprobs = torch.log(torch.tensor([[0.05, 0.05, 0.6, 0.3]]))
     g = torch.Generator().manual_seed(0)
-    draws = {int(choose(logprobs, 1.0, 1, None, g)) for _ in range(50)}
+    draws = {int(_choose(logprobs, g, top_k=1)) for _ in range(50)}
     assert draws == {2}
-    draws = {int(choose(logprobs, 1.0, None, 0.85, g)) for _ in range(300)}
+    draws = {int(_choose(logprobs, g, top_p=0.85)) for _ in range(300)}
     assert draws == {2, 3}
 
 
 def test_sampling_frequencies_follow_the_distribution():
     probs = torch.tensor([[0.1, 0.2, 0.3, 0.4]])
     g = torch.Generator().manual_seed(0)
-    counts = np.bincount(choose(probs.log().repeat(2000, 1), 1.0, None, None, g).numpy(),
+    counts = np.bincount(_choose(probs.log().repeat(2000, 1), g).numpy(),
                          minlength=4)
     np.testing.assert_allclose(counts / 2000, probs[0].numpy(), atol=0.04)
 
@@ -66,6 +75,8 @@ def test_sampling_frequencies_follow_the_distribution():
     ({"temperature": -1}, "--temperature"), ({"temperature": float("nan")}, "--temperature"),
     ({"top_p": 0.0}, "--top-p"), ({"top_p": 1.5}, "--top-p"), ({"top_k": 0}, "--top-k"),
     ({"num": 0}, "--num"), ({"max_tokens": 0}, "--max-tokens"),
+    ({"min_p": 0.0}, r"--min-p must be in \(0, 1\], not 0.0"), ({"min_p": 1.5}, "--min-p"),
+    ({"min_p": float("nan")}, "--min-p"),
 ])
 def test_bad_sampling_arguments(kwargs, message):
     with pytest.raises(LMError, match=message):
@@ -105,3 +116,78 @@ def test_finished_samples_leave_the_batch():
     outputs = generate(Counting(table), [], num=200, max_tokens=6, seed=0)
     assert sizes[-1] < sizes[0] < 200
     assert sizes == [sum(len(o) > k for o in outputs) for k in range(len(sizes))]
+
+
+def _distribution(logprobs, **settings):
+    """What a token is drawn from: softmax of the scores after the sampling processors."""
+    scores = process(build(SAMPLING, SampleRequest(**settings)), logprobs, [[]] * len(logprobs))
+    return torch.softmax(scores.double(), dim=-1)
+
+
+@pytest.mark.parametrize("temperature", [0.25, 0.5, 2.0, 5.0])
+def test_temperature_gives_the_softmax_of_the_logits_over_t(temperature):
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.5, -3.0], [0.3, 0.2, 0.1, 0.0, -0.1]])
+    logprobs = torch.log_softmax(logits, dim=-1)
+    expected = torch.softmax(logits.double() / temperature, dim=-1)
+    np.testing.assert_allclose(_distribution(logprobs, temperature=temperature), expected,
+                               rtol=1e-5, atol=1e-9)
+
+
+def test_temperature_on_a_hand_made_distribution():
+    logprobs = torch.tensor([[0.1, 0.2, 0.3, 0.4]]).log()
+    # T = 1/2 squares the probabilities: 1, 4, 9, 16 over 30
+    np.testing.assert_allclose(_distribution(logprobs, temperature=0.5)[0],
+                               [1 / 30, 4 / 30, 9 / 30, 16 / 30], rtol=1e-6)
+    # T = 2 takes their square roots
+    roots = np.sqrt([0.1, 0.2, 0.3, 0.4])
+    np.testing.assert_allclose(_distribution(logprobs, temperature=2.0)[0], roots / roots.sum(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(_distribution(logprobs)[0], [0.1, 0.2, 0.3, 0.4], rtol=1e-6)
+
+
+@pytest.mark.parametrize("temperature, seed", [(0.5, 0), (2.0, 1), (1.0, 2)])
+def test_each_draw_inverts_the_cdf_of_the_tempered_distribution(temperature, seed):
+    """A sample's first token is where its uniform number falls in softmax(log p / T)'s CDF."""
+    table = torch.tensor([[0.25] * 4, [0.1, 0.2, 0.3, 0.4], [0.25] * 4, [0.25] * 4])
+    num = 2000
+    outputs = generate(TableStepper(table), [], num=num, max_tokens=1,
+                       temperature=temperature, seed=seed)
+    drawn = torch.tensor([ids[0] if ids else 1 for ids in outputs])  # [] is a drawn <eos>
+    uniforms = torch.rand(num, generator=torch.Generator().manual_seed(seed)).double()
+    probs = table[1].double() ** (1 / temperature)
+    cdf = (probs / probs.sum()).cumsum(0)
+    expected = torch.searchsorted(cdf, uniforms, right=True)
+    assert drawn.tolist() == expected.tolist()
+
+
+def test_min_p_keeps_tokens_within_a_share_of_the_likeliest_after_temperature():
+    logprobs = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+
+    def dist(**settings):
+        return _distribution(logprobs, **settings)[0].numpy()
+
+    # T = 1: 0.15 and 0.05 fall below 0.4 × 0.5 = 0.2
+    np.testing.assert_allclose(dist(min_p=0.4), [0.625, 0.375, 0, 0], rtol=1e-6)
+    # T = 2 compares square roots: 0.15 is √0.3 = 0.548 of the top one and stays, 0.05 is
+    # √0.1 = 0.316 and goes
+    roots = np.sqrt([0.5, 0.3, 0.15])
+    np.testing.assert_allclose(dist(temperature=2.0, min_p=0.4), [*roots / roots.sum(), 0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(dist(min_p=0.05), [0.5, 0.3, 0.15, 0.05], rtol=1e-6)
+    np.testing.assert_allclose(dist(min_p=1.0), [1, 0, 0, 0])
+    # after top-k and top-p, on what they left: the nucleus of 0.7 is {0.5, 0.3}, and 0.3 is
+    # 0.6 of 0.5
+    np.testing.assert_allclose(dist(top_k=3, min_p=0.25), [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(dist(top_p=0.7, min_p=0.55), [0.625, 0.375, 0, 0], rtol=1e-6)
+    np.testing.assert_allclose(dist(top_p=0.7, min_p=0.7), [1, 0, 0, 0])
+
+
+def test_min_p_draws_never_pick_a_dropped_token_and_follow_the_rest():
+    table = torch.tensor([[0.25] * 4, [0.5, 0.05, 0.3, 0.15], [0.25] * 4, [0.25] * 4])
+    outputs = generate(TableStepper(table), [], num=4000, max_tokens=1, temperature=2.0,
+                       min_p=0.4, seed=0)
+    assert all(outputs)  # <eos> (√0.1 = 0.316 of the top token at T = 2) is never drawn
+    counts = np.bincount([ids[0] for ids in outputs], minlength=4) / 4000
+    roots = np.sqrt([0.5, 0, 0.3, 0.15])
+    np.testing.assert_allclose(counts, roots / roots.sum(), atol=0.025)
