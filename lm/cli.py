@@ -16,7 +16,7 @@ from rich.table import Table
 from safetensors import SafetensorError
 
 from lm.artifacts import Artifact
-from lm.cli_common import err, out, state, store
+from lm.cli_common import err, out, print_table, state, store
 from lm.data.command import prepare
 from lm.errors import LMError
 from lm.evaluation.command import compare, perplexity
@@ -58,7 +58,7 @@ def artifacts_list(kind: str | None = typer.Argument(None, help="Only this kind.
     for a in store().list(kind):
         inputs = ", ".join(i["ref"] for i in a.manifest.get("inputs", []))
         table.add_row(a.ref, a.manifest["created"], inputs or "-", _key_metric(a))
-    out.print(table)
+    print_table(table)
 
 
 def _key_metric(a: Artifact) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
 from lm.artifacts import Artifact, Store
 
@@ -24,3 +25,19 @@ def announce(console: Console, artifact: Artifact, reused: bool) -> None:
         console.print(f"reusing {artifact.ref}: same inputs and parameters")
     else:
         console.print(f"wrote {artifact.ref}")
+
+
+def print_table(table: Table, console: Console = out) -> None:
+    """A table at its natural width, never squeezed into a narrow terminal or pipe.
+
+    Rich fits tables to the console (80 columns when the output is not a terminal), folding
+    and cutting cells: ``dataset:x@v1`` became ``d…``. References and figures are copied by
+    people, so a table keeps its width and a narrow terminal wraps the lines instead.
+    """
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+    if natural <= console.width:
+        console.print(table)
+        return
+    wide = Console(file=console.file, width=natural, highlight=False,
+                   force_terminal=console.is_terminal, no_color=console.no_color)
+    wide.print(table)

@@ -142,7 +142,7 @@ def prepared(tmp_path_factory):
 
     from lm.artifacts import Store
     from lm.data.prepare import PrepareConfig, prepare
-    from lm.ngram.stage import build_ngram
+    from lm.ngram.stage import NgramConfig, build_ngram
     from lm.training.loop import TrainConfig, train
 
     folder = tmp_path_factory.mktemp("bad-input")
@@ -152,7 +152,7 @@ def prepared(tmp_path_factory):
     data, _ = prepare(store, PrepareConfig(str(corpus), level="word"), "w")
     train(store, data, TrainConfig.of(emb_size=8, hidden_size=8, max_steps=3, device="cpu"), "m",
           use_wandb=False, progress=False, log=lambda *_: None)
-    build_ngram(store, data, 1, "w-1gram", write_arpa=False)
+    build_ngram(store, data, "w-1gram", NgramConfig(order=1, arpa=False))
     return folder
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import typer
 from rich.table import Table
 
-from lm.cli_common import announce, out, store
+from lm.cli_common import announce, out, print_table, store
 from lm.data.prepare import PrepareConfig
 from lm.data.prepare import prepare as run_prepare
 from lm.data.sources import default_name, sources_help
@@ -29,5 +29,5 @@ def prepare(
     for split, m in artifact.metrics["splits"].items():
         table.add_row(split, f"{m['documents']:,}", f"{m['tokens']:,}", f"{m['characters']:,}",
                       f"{m['unk_rate']:.3%}")
-    out.print(table)
+    print_table(table)
     out.print(f"vocabulary: {artifact.metrics['vocab_size']:,} ({artifact.manifest['level']})")

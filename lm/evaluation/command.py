@@ -7,7 +7,7 @@ import json
 import typer
 from rich.table import Table
 
-from lm.cli_common import err, out, store
+from lm.cli_common import err, out, print_table, store
 from lm.evaluation.scoring import ScoreRequest, score
 from lm.settings import with_settings
 
@@ -31,7 +31,7 @@ def perplexity(
         if value is not None:
             table.add_row(key.replace("_", " "),
                           f"{value:,}" if isinstance(value, int) else f"{value:.4f}")
-    out.print(table)
+    print_table(table)
     if request.per_token:
         for token, bits in result["per_token"]:
             out.print(f"{token!r}\t{bits:.3f}")
@@ -55,7 +55,7 @@ def compare(
         bpc = row["bits_per_char"]
         table.add_row(row["ref"], row["kind"], f"{row['tokens']:,}", f"{row['perplexity']:.2f}",
                       f"{row['bits_per_token']:.4f}", f"{bpc:.4f}" if bpc else "-")
-    out.print(table)
+    print_table(table)
     if not artifact.metrics["same_tokens"]:
         err.print("warning: these models were scored on different datasets; compare bits/char")
     out.print(f"wrote {artifact.ref} (comparison.json, comparison.png)")

@@ -10,7 +10,7 @@ from lm.evaluation.scoring import MODEL_KINDS, ScoreRequest, score
 
 
 def compare(store: Store, refs: list[str], split: str, name: str,
-            device: str = "auto") -> tuple[Artifact, list[dict[str, Any]]]:
+            device: str) -> tuple[Artifact, list[dict[str, Any]]]:
     if len(refs) < 1:
         raise LMError("lm compare needs at least one model or n-gram reference")
     artifacts = [store.resolve(ref, MODEL_KINDS) for ref in refs]

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from lm.cli_common import err, out, store
+from lm.cli_common import err, out, print_table, store
 from lm.errors import LMError
 from lm.generation.request import SampleRequest
 from lm.settings import with_settings
@@ -60,4 +60,4 @@ def print_report(report: dict[str, Any]) -> None:
         shown = "-" if value is None else (f"{value:.1%}" if key.endswith("rate")
                                            else f"{value:.4f}")
         table.add_row(label, shown)
-    out.print(table)
+    print_table(table)

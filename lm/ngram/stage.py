@@ -8,6 +8,7 @@ the fast-loading binary form (``ngram.npz`` + ``ngram.json``) and the dataset's
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +18,26 @@ from lm.data.prepare import load_split, source_identity
 from lm.errors import LMError
 from lm.ngram import NgramModel, estimate
 from lm.ngram.arpa import arpa_names, arpa_vocabulary
+from lm.settings import check_settings, setting
 from lm.tokenization import EOS_ID, load_tokenizer, vocabulary
 
 
-def build_ngram(store: Store, dataset: Artifact, order: int, name: str,
-                from_arpa: Path | None = None, write_arpa: bool = True) -> tuple[Artifact, bool]:
+@dataclass
+class NgramConfig:
+    """The n-gram stage's settings; each field is one ``lm ngram`` flag."""
+
+    order: int = setting(5, "n-gram order (1 and up).", at_least=1)
+    from_arpa: Path | None = setting(None, "Import this ARPA file instead of estimating (e.g. "
+                                     "from KenLM).")
+    arpa: bool = setting(True, "Also write model.arpa into the artifact.")
+
+
+def build_ngram(store: Store, dataset: Artifact, name: str, config: NgramConfig | None = None
+                ) -> tuple[Artifact, bool]:
     """Estimate (or import) an n-gram model; returns (artifact, reused)."""
-    if order < 1:
-        raise LMError(f"--order must be at least 1, not {order}")
+    config = config or NgramConfig()
+    check_settings(config)
+    order, from_arpa, write_arpa = config.order, config.from_arpa, config.arpa
     params = {"order": order, "smoothing": "interpolated modified Kneser-Ney",
               "discount_fallback": [0.5, 1.0, 1.5], "write_arpa": write_arpa}
     if from_arpa is not None:
