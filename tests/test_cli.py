@@ -177,3 +177,26 @@ def test_debug_shows_the_traceback(cli, prepared):
 
     with pytest.raises(LMError):
         cli("--artifacts", prepared / "artifacts", "--debug", "sample", "m", "--temperature", "-1")
+
+
+def test_a_store_root_that_is_a_file_is_an_error(cli, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a folder\n")
+    result = cli("--artifacts", tmp_path / "notes.txt", "artifacts", "list")
+    assert_clean_error(result, "is not a folder: pass --artifacts a folder")
+    assert result.out == ""
+
+
+def test_an_unknown_cell_is_named_with_the_choices(cli, word_corpus):
+    cli("prepare", word_corpus, "--level", "word", "--name", "x")
+    result = cli("train", "x", "--cell", "sru", "--no-wandb", "--no-progress")
+    assert_clean_error(result, "--cell must be one of rnn-tanh, rnn-relu, gru, lstm, indrnn")
+
+
+def test_indrnn_trains_end_to_end(cli, word_corpus):
+    cli("prepare", word_corpus, "--level", "word", "--name", "x")
+    result = cli("train", "x", "--cell", "indrnn", "--max-steps", "30", "--no-wandb",
+                 "--no-progress", "--emb-size", "16", "--hidden-size", "16", "--batch-size",
+                 "8", "--bptt", "10")
+    assert result.code == 0, result.err
+    report = json.loads(cli("perplexity", "x", "--json").out)
+    assert report["perplexity"] < 17  # the corpus has 16 words + <unk> + <eos>: it learnt
