@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from lm.errors import LMError
@@ -120,7 +121,7 @@ def load_checkpoint(
         weights = load_file(str(folder / "model.safetensors"), device=str(device))
         opt_tensors = load_file(str(folder / "optimizer.safetensors"), device=str(device))
         runtime = load_file(str(folder / "runtime.safetensors"))
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:  # JSONDecodeError is a ValueError
         raise LMError(f"the checkpoint in {folder} is damaged ({exc}): "
                       "start again without --resume") from None
     model.load_state_dict(weights, strict=True)
