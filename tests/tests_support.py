@@ -39,3 +39,24 @@ def assert_clean_error(result, message: str) -> None:
     assert "Traceback" not in result.err and "Traceback" not in result.out
     assert message in text, text
     assert text.startswith("error: "), text
+
+
+def logprobs_one_by_one(model, ids, reset_at=()):
+    """Log-probabilities fed one token at a time; the state restarts (zeros) at ``reset_at``.
+
+    The input before token 0 is <eos> (every stream starts after one), afterwards the previous
+    token, also across a reset: a reset forgets the state, not the last token. The reference
+    that batched scoring is checked against.
+    """
+    import numpy as np
+    import torch
+
+    out, previous, hidden = [], 1, model.init_hidden(1)
+    with torch.no_grad():
+        for position, token in enumerate(ids):
+            if position in reset_at:
+                hidden = model.init_hidden(1)
+            logits, hidden = model(torch.tensor([[previous]]), hidden)
+            out.append(torch.log_softmax(logits[0, -1].double(), -1)[int(token)].item())
+            previous = int(token)
+    return np.array(out)

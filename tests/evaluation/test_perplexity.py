@@ -5,6 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests_support import logprobs_one_by_one
 
 from lm.evaluation.perplexity import Evaluation, document_logprobs, evaluate, stream_logprobs
 from lm.models import rnn
@@ -67,7 +68,7 @@ def test_document_perplexity_is_invariant_to_batch_size(docs, batch_a, batch_b):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_stream_with_one_segment_equals_token_by_token():
+def test_stream_with_one_segment_equalslogprobs_one_by_one():
     model = _random_model(1)
     ids = np.array([2, 3, 4, 1, 5, 6, 2, 1, 3, 1])
     fast = stream_logprobs(model, ids, batch_size=1, bptt=3)
@@ -81,34 +82,17 @@ def test_stream_with_one_segment_equals_token_by_token():
     np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
 
 
-def _token_by_token(model, ids, reset_at=()):
-    """Log-probabilities one token at a time; the state restarts (zeros) at ``reset_at``.
-
-    The input before token 0 is <eos> (every stream starts after one), afterwards the previous
-    token, also across a reset: a reset forgets the state, not the last token.
-    """
-    out, previous, hidden = [], 1, model.init_hidden(1)
-    with torch.no_grad():
-        for position, token in enumerate(ids):
-            if position in reset_at:
-                hidden = model.init_hidden(1)
-            logits, hidden = model(torch.tensor([[previous]]), hidden)
-            out.append(torch.log_softmax(logits[0, -1].double(), -1)[int(token)].item())
-            previous = int(token)
-    return np.array(out)
-
-
 def test_document_context_starts_every_document_from_a_fresh_state():
     """With a recurrent model, leaking state from one document into the next shows."""
     model = _random_model(2)
     docs = [[2, 3, 4, 1], [5, 5, 6, 2, 1], [3, 1], [6, 4, 4, 4, 2, 3, 1]]
     ids = np.array([t for doc in docs for t in doc])
     starts = np.cumsum([0] + [len(d) for d in docs[:-1]])
-    expected = _token_by_token(model, ids, reset_at=set(starts.tolist()))
+    expected = logprobs_one_by_one(model, ids, reset_at=set(starts.tolist()))
     for batch_size in (1, 2, 4):
         got = document_logprobs(model, ids, batch_size=batch_size)
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    carried = _token_by_token(model, ids)  # the stream's answer differs: the state matters
+    carried = logprobs_one_by_one(model, ids)  # the stream's answer differs: the state matters
     assert np.abs(carried[starts[1]:] - expected[starts[1]:]).max() > 1e-3
 
 
@@ -118,7 +102,7 @@ def test_stream_cuts_the_text_into_batch_size_segments(batch_size):
     model = _random_model(3)
     ids = np.array([2, 3, 4, 1, 5, 6, 2, 1, 3, 1, 4, 4, 5])
     length = -(-len(ids) // batch_size)
-    expected = _token_by_token(model, ids, reset_at=set(range(0, len(ids), length)))
+    expected = logprobs_one_by_one(model, ids, reset_at=set(range(0, len(ids), length)))
     got = stream_logprobs(model, ids, batch_size=batch_size, bptt=4)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 

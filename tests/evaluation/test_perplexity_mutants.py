@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from tests_support import logprobs_one_by_one
 
 from lm.evaluation.perplexity import Evaluation, document_logprobs, evaluate, stream_logprobs
 from lm.models import rnn
@@ -21,19 +22,6 @@ def _model(seed: int = 0) -> rnn.RNNLM:
     torch.manual_seed(seed)
     return rnn.RNNLM(rnn.ModelConfig(vocab_size=7, cell="lstm", layers=2, emb_size=5,
                                      hidden_size=6, dropout=0.3)).eval()
-
-
-def _one_by_one(model, ids, reset_at=()) -> np.ndarray:
-    """log p(token) fed one token at a time, <eos> before the first; zero state at reset_at."""
-    out, previous, hidden = [], EOS, model.init_hidden(1)
-    with torch.no_grad():
-        for position, token in enumerate(ids):
-            if position in reset_at:
-                hidden = model.init_hidden(1)
-            logits, hidden = model(torch.tensor([[previous]]), hidden)
-            out.append(torch.log_softmax(logits[0, -1].double(), -1)[int(token)].item())
-            previous = int(token)
-    return np.array(out)
 
 
 def _document_starts(ids) -> set[int]:
@@ -69,13 +57,13 @@ def test_empty_and_one_token_streams(scorer):
     assert scorer(model, np.array([], dtype=np.int64)).shape == (0,)
     for ids in ([EOS], [4]):  # one empty document; one unclosed word
         got = scorer(model, np.array(ids))
-        np.testing.assert_allclose(got, _one_by_one(model, ids), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got, logprobs_one_by_one(model, ids), rtol=1e-5, atol=1e-6)
 
 
 def test_document_context_scores_a_last_document_without_eos():
     model = _model(1)
     ids = [2, 3, 1, 4, 4, 5, 1, 6, 2, 3]  # the third document is not closed
-    expected = _one_by_one(model, ids, reset_at=_document_starts(ids))
+    expected = logprobs_one_by_one(model, ids, reset_at=_document_starts(ids))
     for batch_size in (1, 2, 32):
         got = document_logprobs(model, np.array(ids), batch_size=batch_size)
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
@@ -85,12 +73,12 @@ def test_unknown_tokens_are_scored_like_any_other():
     """<unk> is id 0: a real target, not padding; a document may start or end with it."""
     model = _model(2)
     ids = [0, 3, 0, 1, 4, 0, 1, 0, 1]
-    expected = _one_by_one(model, ids, reset_at=_document_starts(ids))
+    expected = logprobs_one_by_one(model, ids, reset_at=_document_starts(ids))
     got = document_logprobs(model, np.array(ids), batch_size=2)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert np.all(got < -0.1)  # no <unk> got probability 1
     stream = stream_logprobs(model, np.array(ids), batch_size=1)
-    np.testing.assert_allclose(stream, _one_by_one(model, ids), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stream, logprobs_one_by_one(model, ids), rtol=1e-5, atol=1e-6)
 
 
 def test_stream_is_cut_in_ten_segments_unless_told_otherwise():
@@ -103,7 +91,7 @@ def test_stream_is_cut_in_ten_segments_unless_told_otherwise():
     ids[-1] = EOS
 
     def segments(count: int) -> np.ndarray:
-        return _one_by_one(model, ids, reset_at=set(range(0, 43, math.ceil(43 / count))))
+        return logprobs_one_by_one(model, ids, reset_at=set(range(0, 43, math.ceil(43 / count))))
 
     result = evaluate(model, ids, characters=100)
     np.testing.assert_allclose(result.logprobs, segments(10), rtol=1e-5, atol=1e-6)
@@ -115,7 +103,7 @@ def test_stream_is_cut_in_ten_segments_unless_told_otherwise():
                                rtol=1e-5, atol=1e-6)
     documents = evaluate(model, ids, context="document", batch_size=3)
     np.testing.assert_allclose(documents.logprobs,
-                               _one_by_one(model, ids, reset_at=_document_starts(ids)),
+                               logprobs_one_by_one(model, ids, reset_at=_document_starts(ids)),
                                rtol=1e-5, atol=1e-6)
 
 
