@@ -138,3 +138,26 @@ def sampling_allows(logits: torch.Tensor, token: int, top_k: int | None = None,
             return False
     top = float(s[kept].max())
     return min_p is None or float(s[token]) - top >= math.log(min_p) - tol * (1 + abs(top))
+
+
+class RecordingStepper(TableStepper):
+    """A bigram table that keeps its start contexts, counts its steps and logs batch sizes
+    and row selections, so tests can check what a decoder asked of the model."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__(table)
+        self.contexts: list[list[int]] = []
+        self.advances, self.batches, self.selects = 0, [], []
+
+    def start(self, contexts):
+        self.contexts = [list(c) for c in contexts]
+        return super().start(contexts)
+
+    def advance(self, tokens):
+        self.advances += 1
+        self.batches.append(len(tokens))
+        return super().advance(tokens)
+
+    def select(self, rows):
+        self.selects.append(rows.tolist())
+        super().select(rows)

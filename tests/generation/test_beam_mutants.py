@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from generation_fakes import TableStepper
+from generation_fakes import RecordingStepper, TableStepper
 
 from lm.generation.beam import beam_search, normalised
 from lm.generation.constraints import FormConstraint
@@ -19,22 +19,6 @@ from lm.tokenization import EOS_ID
 
 log = math.log
 
-
-class Recording(TableStepper):
-    """A bigram table that keeps its start contexts and counts its steps and batch sizes."""
-
-    def __init__(self, table):
-        super().__init__(table)
-        self.contexts, self.advances, self.batches = [], 0, []
-
-    def start(self, contexts):
-        self.contexts = [list(c) for c in contexts]
-        return super().start(contexts)
-
-    def advance(self, tokens):
-        self.advances += 1
-        self.batches.append(len(tokens))
-        return super().advance(tokens)
 
 
 def _table(rows):
@@ -52,7 +36,7 @@ def test_normalised_divides_by_length_to_the_alpha():
 def test_it_stops_as_soon_as_nothing_live_can_win():
     # from <eos>: <eos> 0.97, 2 0.01, 3 0.02
     table = _table([[1, 1, 1, 1], [0, 97, 1, 2], [0, 1, 0, 0], [0, 1, 0, 0]])
-    stepper = Recording(table)
+    stepper = RecordingStepper(table)
     found = beam_search(stepper, [], beam=2, num=1, max_tokens=5, length_penalty=0.0)
     assert [h.tokens for h in found] == [[]]
     assert found[0].logprob == pytest.approx(log(0.97)) == found[0].score
@@ -62,7 +46,7 @@ def test_it_stops_as_soon_as_nothing_live_can_win():
 def test_a_tie_with_the_best_finished_text_does_not_go_on():
     # <eos> or 2, half and half; 2 → <eos> surely: [] and [2] score the same, log 0.5
     table = _table([[1, 1, 1, 1], [0, 1, 1, 0], [0, 1, 0, 0], [0, 1, 0, 0]])
-    stepper = Recording(table)
+    stepper = RecordingStepper(table)
     found = beam_search(stepper, [], beam=2, num=1, max_tokens=5, length_penalty=0.0)
     assert [h.tokens for h in found] == [[]] and stepper.advances == 0
 
@@ -90,7 +74,7 @@ def test_the_bound_for_negative_alpha_is_taken_at_the_next_length():
     assert found[0].score == pytest.approx(2 * log(0.6), rel=1e-6)
     # 2 log 0.5 = −1.39 < log 0.3: nothing can beat [] once it is found
     table = _table([[1, 1, 1, 1], [0, 3, 5, 2], [0, 1, 0, 0], [0, 1, 0, 0]])
-    stepper = Recording(table)
+    stepper = RecordingStepper(table)
     found = beam_search(stepper, [], beam=3, num=1, max_tokens=5, length_penalty=-1.0)
     assert [h.tokens for h in found] == [[]] and stepper.advances == 0
 
@@ -100,7 +84,7 @@ def test_the_bound_uses_the_num_th_best_finished_text():
     # log 0.95) is still live then and must displace B as the second best
     table = _table([[1, 1, 1, 1, 1], [0, 5, 5, 0, 0], [0, 5, 0, 0, 95], [0, 1, 0, 0, 0],
                     [0, 1, 0, 0, 0]])
-    stepper = Recording(table)
+    stepper = RecordingStepper(table)
     found = beam_search(stepper, [], beam=2, num=2, max_tokens=6, length_penalty=0.0)
     assert [h.tokens for h in found] == [[], [2, 4]]
     assert [h.logprob for h in found] == pytest.approx([log(0.5), log(0.5) + log(0.95)])
@@ -122,10 +106,10 @@ def test_finished_and_cut_off_texts_compete_by_their_normalised_scores():
 
 def test_the_beam_holds_at_most_beam_rows_and_the_default_is_four_for_one_text():
     table = _table([[1] * 8] + [[0, 1, 1, 1, 1, 1, 1, 1]] * 7)
-    stepper = Recording(table)
+    stepper = RecordingStepper(table)
     found = beam_search(stepper, [], max_tokens=4)
     assert len(found) == 1 and stepper.batches == [4, 4, 4]
-    stepper = Recording(table)
+    stepper = RecordingStepper(table)
     found = beam_search(stepper, [], SampleRequest(beam=3, num=2), max_tokens=4)
     assert len(found) == 2 and stepper.batches == [3, 3, 3]
     with pytest.raises(ValueError, match="^beam_search needs a request with a beam width$"):
@@ -134,7 +118,7 @@ def test_the_beam_holds_at_most_beam_rows_and_the_default_is_four_for_one_text()
 
 def test_every_hypothesis_reads_eos_then_style_then_prime():
     table = _table([[1, 1, 1, 1], [0, 1, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]])
-    stepper = Recording(table)
+    stepper = RecordingStepper(table)
     beam_search(stepper, [3, 2], style=[2, 3], beam=2, num=1)
     assert stepper.contexts == [[EOS_ID, 2, 3, 3, 2]]
 

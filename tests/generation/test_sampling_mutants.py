@@ -4,7 +4,7 @@ what the shaping rules see, and the distribution each token is drawn from."""
 import numpy as np
 import pytest
 import torch
-from generation_fakes import TableStepper, Tracing
+from generation_fakes import RecordingStepper, TableStepper, Tracing
 
 from lm.generation.constraints import FormConstraint
 from lm.generation.forms import parse_form
@@ -14,26 +14,6 @@ from lm.generation.sampling import RNNStepper, choose, draw, generate
 from lm.generation.vocab import TokenClasses
 from lm.models import rnn
 from lm.tokenization import EOS_ID
-
-
-class Recording(TableStepper):
-    """A bigram table that also keeps the contexts it starts from and counts its steps."""
-
-    def __init__(self, table):
-        super().__init__(table)
-        self.contexts, self.advances, self.selects = [], 0, []
-
-    def start(self, contexts):
-        self.contexts = [list(c) for c in contexts]
-        return super().start(contexts)
-
-    def advance(self, tokens):
-        self.advances += 1
-        return super().advance(tokens)
-
-    def select(self, rows):
-        self.selects.append(rows.tolist())
-        super().select(rows)
 
 
 def _table(rows):
@@ -46,7 +26,7 @@ NO_END = _table([[1, 0, 0, 0], [0, 0, 6, 4], [0, 0, 6, 4], [0, 0, 4, 6]])
 
 
 def test_every_sample_reads_eos_then_style_then_prime():
-    stepper = Recording(NO_END)
+    stepper = RecordingStepper(NO_END)
     generate(stepper, [3, 2], num=3, max_tokens=1, style=[2, 2, 3])
     assert stepper.contexts == [[EOS_ID, 2, 2, 3, 3, 2]] * 3
     generate(stepper, [3], num=2, max_tokens=1)
@@ -55,7 +35,7 @@ def test_every_sample_reads_eos_then_style_then_prime():
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_a_sample_that_never_ends_runs_exactly_max_tokens_with_no_wasted_step(temperature):
-    stepper = Recording(NO_END)
+    stepper = RecordingStepper(NO_END)
     outputs = generate(stepper, [], num=3, max_tokens=5, temperature=temperature, seed=1)
     assert [len(o) for o in outputs] == [5, 5, 5]
     assert all(set(o) <= {2, 3} for o in outputs)
@@ -67,17 +47,17 @@ def test_a_sample_that_never_ends_runs_exactly_max_tokens_with_no_wasted_step(te
 
 def test_greedy_ends_at_eos_without_printing_it():
     table = _table([[1, 1, 1, 1], [0, 1, 8, 1], [0, 1, 1, 8], [0, 8, 1, 1]])  # eos→2→3→eos
-    stepper = Recording(table)
+    stepper = RecordingStepper(table)
     assert generate(stepper, [], num=2, max_tokens=10, temperature=0) == [[2, 3], [2, 3]]
     assert stepper.advances == 2
-    assert generate(Recording(table), [2], num=1, temperature=0) == [[3]]
-    assert generate(Recording(table), [3], num=1, temperature=0) == [[]]
+    assert generate(RecordingStepper(table), [2], num=1, temperature=0) == [[3]]
+    assert generate(RecordingStepper(table), [3], num=1, temperature=0) == [[]]
 
 
 def test_samples_that_end_leave_the_batch_in_order():
     # after <eos> half go to 2 (which ends next), half to 3 (which goes on with 3s)
     table = _table([[1, 0, 0, 0], [0, 0, 1, 1], [0, 1, 0, 0], [0, 0, 0, 1]])
-    stepper = Tracing(Recording(table))
+    stepper = Tracing(RecordingStepper(table))
     outputs = generate(stepper, [], num=6, max_tokens=4, seed=0)
     assert all(o in ([2], [3, 3, 3, 3]) for o in outputs)
     threes = [i for i, o in enumerate(outputs) if o[0] == 3]
@@ -140,14 +120,14 @@ def test_a_form_ends_the_sample_and_keeps_line_closing_eos():
     constraint = FormConstraint(classes, parse_form("2,1"))
     # a model that would rather end (or write ",") than anything else
     table = _table([[1, 9, 9, 1, 2, 1]] * 6)
-    stepper = Recording(table)
+    stepper = RecordingStepper(table)
     outputs = generate(stepper, [], num=2, temperature=0, max_tokens=1,
                        processors=[FormMask(constraint)])
     # the form, not max_tokens, bounds the length: cat cat <eos> cat, then the final <eos>
     assert outputs == [[4, 4, EOS_ID, 4]] * 2
     assert stepper.advances == 4
     # a prime is part of the form: after "the" one word is left on line 1
-    outputs = generate(Recording(table), [3], num=1, temperature=0,
+    outputs = generate(RecordingStepper(table), [3], num=1, temperature=0,
                        processors=[FormMask(constraint)])
     assert outputs == [[4, EOS_ID, 4]]
 
