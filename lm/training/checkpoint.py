@@ -66,7 +66,7 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(_untie(weights), str(tmp / "model.safetensors"))
+    save_file(weights, str(tmp / "model.safetensors"))  # each cloned: tied weights stored apart
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
     rng = {"torch": torch.get_rng_state()}
@@ -89,16 +89,6 @@ def save_checkpoint(
         os.rename(folder, old)
     os.rename(tmp, folder)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _untie(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    seen: dict[int, str] = {}
-    out = {}
-    for key, value in weights.items():
-        ptr = value.data_ptr()
-        out[key] = value.clone() if ptr in seen else value
-        seen[ptr] = key
-    return out
 
 
 def find_checkpoint(folder: Path) -> Path | None:
