@@ -8,6 +8,8 @@ output knows where it came from (as DVC and wandb Artifacts do).
 Writes are atomic: a stage writes into a hidden temporary folder beside the versions and
 renames it into place under a file lock, so a crash leaves nothing that looks valid and two
 processes never get the same version. Loading re-hashes the files and refuses tampering.
+With wandb tracking on (``lm --wandb`` or ``LM_WANDB=1``), each new version is also logged as a
+wandb Artifact whose inputs are declared as used (``lm.tracking``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from lm import __version__
 from lm.errors import LMError
 
 KINDS = ("dataset", "model", "ngram", "comparison")
+WRITTEN_BY = {"dataset": "prepare", "model": "train", "ngram": "ngram", "comparison": "compare"}
 MANIFEST = "manifest.json"
 _REF = re.compile(r"^(?:(?P<kind>[a-z]+):)?(?P<name>[^@:/\\]+)(?:@(?P<version>v\d+|latest))?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -250,12 +253,13 @@ class Store:
         pending = PendingArtifact(self, kind, name, tmp, inputs, params)
         try:
             yield pending
-            self._commit(pending)
+            committed = self._commit(pending)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+        _announce_commit(self, committed)
 
-    def _commit(self, pending: PendingArtifact) -> None:
+    def _commit(self, pending: PendingArtifact) -> Artifact:
         files = {}
         for path in sorted(p for p in pending.path.rglob("*") if p.is_file()):
             rel = path.relative_to(pending.path).as_posix()
@@ -291,6 +295,7 @@ class Store:
             _fsync_dir(folder)
         pending.path = target
         pending.extra["ref"] = f"{pending.kind}:{pending.name}@v{version}"
+        return Artifact(target, manifest)
 
     def lineage(self, artifact: Artifact) -> list[tuple[int, str, str]]:
         """(depth, ref, status) for the artifact and, recursively, everything it was made from."""
@@ -311,6 +316,13 @@ class Store:
 
         walk(artifact, 0)
         return rows
+
+
+def _announce_commit(store: Store, artifact: Artifact) -> None:
+    """Trackers hear of each new version: wandb logs it when enabled (``lm.tracking``)."""
+    from lm import tracking  # wandb itself is imported only when tracking is on
+
+    tracking.on_commit(store, artifact)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -21,6 +21,7 @@ from lm.data.command import prepare
 from lm.errors import LMError
 from lm.evaluation.command import compare, perplexity
 from lm.generation.command import sample
+from lm.models.export_command import export
 from lm.ngram.command import ngram
 from lm.training.command import train
 
@@ -38,16 +39,25 @@ app.command()(perplexity)
 app.command()(sample)
 app.command()(ngram)
 app.command()(compare)
+app.command()(export)
 
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     artifacts: Path | None = typer.Option(
         None, "--artifacts", help="Artifact store folder (default: $LM_HOME or ./artifacts)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    wandb: bool = typer.Option(
+        False, "--wandb", help="Log every artifact a stage writes to wandb as an Artifact, "
+        "inputs as used (offline unless logged in; also LM_WANDB=1)."),
 ) -> None:
     state["root"] = artifacts
     state["debug"] = debug
+    if wandb:  # for this command and the stages it runs (lm run calls back in here)
+        from lm import tracking
+
+        ctx.call_on_close(tracking.enable())
 
 
 # -------------------------------------------------------------------------------- artifacts
