@@ -51,6 +51,9 @@ CORPORA: dict[str, tuple[str, str]] = {
     "yuanqu": ("yuanqu/yuanqu.json", "paragraphs"),
 }
 
+# corpus name -> the field naming each poem's tune (词牌), for corpora written to tunes
+TUNE_FIELDS: dict[str, str] = {"songci": "rhythmic"}
+
 _HALF_TO_FULL = str.maketrans({",": "，", ".": "。", "?": "？", "!": "！", ":": "：", ";": "；"})
 _NOTES = re.compile(r"[（(\[{〖【][^）)\]}〗】]*[）)\]}〗】]")
 _LOST = re.compile(r"[□○●■◻︎�|/=0-9A-Za-z⿰-⿻]")
@@ -105,6 +108,27 @@ def is_regular_verse(lines: list[str]) -> bool:
 
 def iter_poems(corpus: str, regular_only: bool = False) -> Iterator[str]:
     """Yield each poem of a corpus as one document, one line per source paragraph."""
+    for _, document in _documents(corpus, regular_only):
+        yield document
+
+
+def iter_tunes(corpus: str) -> Iterator[tuple[str, str]]:
+    """(tune name, document) for each poem of a corpus written to tunes (``songci``: 词牌).
+
+    The documents are exactly those :func:`iter_poems` yields; the tune is the record's
+    ``rhythmic`` field. A corpus without tunes yields nothing.
+    """
+    field = TUNE_FIELDS.get(corpus)
+    if field is None:
+        return
+    for record, document in _documents(corpus, False):
+        tune = normalise(str(record.get(field) or ""))
+        if tune:
+            yield tune, document
+
+
+def _documents(corpus: str, regular_only: bool) -> Iterator[tuple[dict, str]]:
+    """(source record, cleaned document) for each poem kept (see the module's docstring)."""
     if corpus not in CORPORA:
         raise LMError(
             f"unknown chinese-poetry corpus {corpus!r}: choose one of "
@@ -121,7 +145,7 @@ def iter_poems(corpus: str, regular_only: bool = False) -> Iterator[str]:
                 continue
             if regular_only and not is_regular_verse(lines):
                 continue
-            yield "\n".join(lines)
+            yield record, "\n".join(lines)
 
 
 def _numeric_order(path: Path) -> tuple[str, int]:
@@ -153,6 +177,11 @@ class Corpus:
         name, regular = _parse(text)
         poems = list(iter_poems(name, regular_only=regular))
         return datasets.DatasetDict({"all": datasets.Dataset.from_dict({"text": poems})})
+
+
+def parse_source(text: str) -> tuple[str, bool] | None:
+    """(corpus, regular only) of a ``chinese-poetry:`` source, or None for any other source."""
+    return _parse(text) if text.startswith(PREFIX) else None
 
 
 def _parse(text: str) -> tuple[str, bool]:

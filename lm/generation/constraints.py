@@ -12,11 +12,15 @@ of every line closed by 。 must have a known rhyme group (:mod:`lm.generation.r
 the first such line is written, the same group as it; with ``level_tone`` it must also be
 level (平). If a restriction would leave nothing to choose (a vocabulary without such a
 character), it is dropped for that slot rather than stopping the poem.
+
+A ``rule`` (:class:`lm.generation.metre.ToneRule`: the regulated tone patterns, Pingshui
+rhymes, a ci tune's rhymes) restricts content slots further; it keeps its own state in
+``State.rule`` and never loosens.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -24,6 +28,9 @@ from lm.errors import LMError
 from lm.generation.forms import Form
 from lm.generation.vocab import TokenClasses
 from lm.tokenization import EOS_ID
+
+if TYPE_CHECKING:
+    from lm.generation.metre import ToneRule
 
 CONTENT, BREAK, DONE = 0, 1, 2
 
@@ -37,6 +44,7 @@ class State(NamedTuple):
     width: int | None  # length of the first line, which uniform forms repeat
     rhyme: str | None  # rhyme group set by the first line closed by 。
     last: int  # the previous token
+    rule: frozenset | None = None  # the rule's state (patterns still possible)
 
 
 START = State(0, 0, CONTENT, None, None, EOS_ID)
@@ -46,7 +54,8 @@ class FormConstraint:
     """Masks for one form, optionally acrostic, rhymed and level-toned at rhyme positions."""
 
     def __init__(self, classes: TokenClasses, form: Form, acrostic: list[int] | None = None,
-                 rhyme: bool = False, level_tone: bool = False) -> None:
+                 rhyme: bool = False, level_tone: bool = False,
+                 rule: ToneRule | None = None) -> None:
         classes.check_formable("--form")
         self.classes = classes
         self.form = form
@@ -67,11 +76,30 @@ class FormConstraint:
         self._groups: list[str | None] = []
         if rhyme or level_tone:
             self._rhyme_table()
+        self.rule = rule
+        self.start = START
+        if rule is not None:
+            self._check_rule(rule)
+
+    def _check_rule(self, rule: ToneRule) -> None:
+        """A rule needs the poem layout and the form's marks; acrostic heads narrow it."""
+        if self.layout != "poem":
+            raise LMError(f"{rule.what} needs a char-level Chinese model whose vocabulary has "
+                          "， and 。: sample this one without it")
+        marks = [m for m in self.form.all_marks if m not in self.classes.index]
+        if marks:
+            raise LMError(f"--form {self.form.spec}: the model's vocabulary lacks "
+                          f"{''.join(marks)!r}: use a model of that corpus")
+        begin = rule.start
+        if self.acrostic is not None:
+            lengths = self.form.lengths or (None,) * len(self.acrostic)
+            begin = rule.with_heads(self.acrostic, lengths, self.classes.tokens)
+        self.start = START._replace(rule=begin)
 
     # -- the automaton -------------------------------------------------------------------
     def initial(self, prefix: list[int], what: str = "--prime") -> State:
         """The state after a prefix (the prime), which must itself fit the form."""
-        state = START
+        state = self.start
         for position, token in enumerate(prefix):
             if not bool(self.allowed(state)[token]):
                 raise LMError(f"{what} does not fit the form ({self.form.spec}): "
@@ -93,13 +121,14 @@ class FormConstraint:
                 return state._replace(phase=DONE, last=token)
             if token == c.newline:
                 return state._replace(count=0, phase=CONTENT, last=token)
-            return state._replace(count=1, phase=CONTENT, last=token)  # no newline token
+            state = state._replace(count=0, phase=CONTENT)  # no newline token
         if bool(c.content[token]):
-            return state._replace(count=state.count + 1, last=token)
+            return state._replace(count=state.count + 1, last=token,
+                                  rule=self._advance(state, token))
         width = state.count if state.width is None else state.width
         ended = state._replace(line=state.line + 1, count=0, width=width, last=token)
         if self.layout == "poem":
-            if token == c.period:
+            if self.form.breaks(state.line):
                 rhyme = state.rhyme
                 if self.rhyme and rhyme is None:
                     rhyme = self._groups[state.last]
@@ -108,6 +137,16 @@ class FormConstraint:
         if token == EOS_ID and (self.layout == "lines" or ended.line >= self.form.max_lines):
             return ended._replace(phase=DONE)
         return ended
+
+    def _advance(self, state: State, token: int) -> frozenset | None:
+        if self.rule is None:
+            return state.rule
+        return self.rule.advance(state.rule, state.line, state.count,
+                                 self._length(state), token)
+
+    def _length(self, state: State) -> int | None:
+        lengths = self.form.allowed_lengths(state.line, state.width)
+        return next(iter(lengths)) if len(lengths) == 1 else None
 
     # -- masks ---------------------------------------------------------------------------
     def mask(self, states: list[State]) -> torch.Tensor:
@@ -141,6 +180,9 @@ class FormConstraint:
             return None
         if state.count == 0 and self.acrostic is not None:
             return ("head", self.acrostic[state.line])
+        if self.rule is not None:
+            key = self.rule.key(state.rule, state.line, state.count, self._length(state))
+            return ("content",) if key is None else ("rule", key)
         rhyme_slot = (len(lengths) == 1 and state.count == max(lengths) - 1
                       and self.layout == "poem" and self.form.ends_with_period(state.line))
         if rhyme_slot and (self.rhyme or self.level_tone):
@@ -152,7 +194,7 @@ class FormConstraint:
         if state.count == 0 or state.count not in form.allowed_lengths(state.line, state.width):
             return ()
         if self.layout == "poem":
-            return (c.period if form.ends_with_period(state.line) else c.comma,)
+            return (c.index[form.mark(state.line)],)
         if self.layout == "eos":
             return (EOS_ID,)
         more = (c.newline,) if state.line + 1 < form.max_lines else ()
@@ -166,6 +208,8 @@ class FormConstraint:
                 allowed[content[1]] = True
             elif content[0] == "rhyme":
                 allowed |= self._rhyme_mask(content[1])
+            elif content[0] == "rule":
+                allowed |= self.rule.mask(content[1]) & self.classes.content
             else:
                 allowed |= self.classes.content
         for token in ends:

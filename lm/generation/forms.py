@@ -6,7 +6,8 @@ The named forms are the regular quatrain and octave: 五言绝句 ``wujue`` (4×
 those four (all lines as long as the first); ``5,5,7,7`` gives every line's length.
 Punctuation follows the corpus: ， after odd verse lines, 。 after even ones and after the
 last, a newline after every 。 but the last (see :mod:`lm.generation.vocab` for the layouts
-of vocabularies without ，/。).
+of vocabularies without ，/。). A Song ci tune (``ci:浣溪沙``, :mod:`lm.generation.tunes`)
+gives its own mark after each clause and where the text lines break.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Form:
     lengths: tuple[int, ...] | None = None
     uniform: bool = True  # every line as long as the first
     spec: str = ""
+    marks: tuple[str, ...] | None = None  # the mark closing each line (a ci tune's)
+    newlines: tuple[bool, ...] | None = None  # a newline after that mark (a ci tune's)
 
     def allowed_lengths(self, line: int, width: int | None) -> frozenset[int]:
         """Lengths verse line ``line`` may have, given the first line's length ``width``."""
@@ -55,6 +58,22 @@ class Form:
     def ends_with_period(self, line: int) -> bool:
         """。 after even verse lines (1-based) and after any line the poem may end on."""
         return line % 2 == 1 or (line + 1) in self.counts
+
+    def mark(self, line: int) -> str:
+        """The punctuation that closes verse line ``line`` in the poem layout."""
+        if self.marks is not None:
+            return self.marks[min(line, len(self.marks) - 1)]
+        return PERIOD if self.ends_with_period(line) else COMMA
+
+    def breaks(self, line: int) -> bool:
+        """Whether a newline (or the end of the poem) follows line ``line``'s mark."""
+        if self.newlines is not None:
+            return self.newlines[min(line, len(self.newlines) - 1)] or (line + 1) in self.counts
+        return self.ends_with_period(line)
+
+    @property
+    def all_marks(self) -> str:
+        return "".join(dict.fromkeys(self.marks)) if self.marks is not None else COMMA + PERIOD
 
 
 def parse_form(spec: str) -> Form:
@@ -109,17 +128,27 @@ def verse_lines(text: str) -> list[tuple[str, str]] | None:
     return pairs
 
 
+def _tune_lines(text: str, form: Form) -> list[tuple[str, str]] | None:
+    """(clause, mark) pairs if ``text`` is laid out exactly as the tune ``form`` says."""
+    marks = re.escape(form.all_marks)
+    pairs = re.findall(f"([^{marks}\n]+)([{marks}])", text)
+    rebuilt = "".join(clause + mark + ("\n" if form.breaks(i) and i + 1 < len(pairs) else "")
+                      for i, (clause, mark) in enumerate(pairs))
+    return pairs if pairs and rebuilt == text else None
+
+
 def matches(text: str, form: Form, layout: str, level: str = "char") -> bool:
     """Whether a generated text has the form, checked on the text alone."""
     if layout == "poem":
-        pairs = verse_lines(text)
+        pairs = verse_lines(text) if form.marks is None else _tune_lines(text, form)
         if pairs is None:
             return False
         lines = [clause for clause, _ in pairs]
         marks = [mark for _, mark in pairs]
         if len(lines) not in form.counts:
             return False
-        expected = [PERIOD if form.ends_with_period(i) or i == len(lines) - 1 else COMMA
+        expected = [form.mark(i) if form.marks is not None
+                    else PERIOD if form.ends_with_period(i) or i == len(lines) - 1 else COMMA
                     for i in range(len(lines))]
         if marks != expected:
             return False

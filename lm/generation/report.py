@@ -15,6 +15,15 @@
 * ``copy_rate`` — share of the samples' verse lines found verbatim in the training split of
   the model's dataset (memorisation). A verse line is a run of content characters between
   punctuation or line breaks (char level) or a text line (word level).
+
+Under the Pingshui rhyme book (:func:`book_report`, char-level Chinese models):
+
+* ``metre_rate`` — share of samples that are regulated verse (4 or 8 lines of 5 or 7
+  characters) and pass ``pingshui-rhyme``'s ``check_poem_pingze_meter``;
+* ``pingshui_rhyme_rate`` — the same with its ``check_poem_rhyming``; for a ci tune, the share
+  that keep the tune's layout and rhymes (:func:`lm.generation.tunes.rhymes_hold`);
+* ``unknown_to_book`` — share of the samples' characters the book does not list;
+* ``reference`` — those figures for the real poems of the test split that have the form.
 """
 
 from __future__ import annotations
@@ -132,4 +141,47 @@ def build_report(texts: list[str], *, form: Form | None, layout: str, level: str
         report["logprob_per_char"] = sum(logprobs) / characters if characters else None
         if token_counts is not None:
             report["logprob_per_token"] = sum(logprobs) / sum(n + 1 for n in token_counts)
+    return report
+
+
+# -- the Pingshui book's view ----------------------------------------------------------------
+def documents(ids: np.ndarray, tokens: list[str]) -> list[str]:
+    """The documents of a split given as token ids (char level), <unk> as U+FFFD."""
+    pieces = np.array(tokens, dtype=object)
+    pieces[EOS_ID], pieces[UNK_ID] = "\n\n", "\ufffd"
+    text = "".join(pieces[np.asarray(ids, dtype=np.int64)])
+    return [d for d in text.split("\n\n") if d]
+
+
+def book_figures(texts: list[str], verse: Any) -> dict[str, float | None]:
+    """Metre and rhyme rates by the library's checker, and the share of unknown characters."""
+    from lm.generation.pingshui import book, checker, in_book_script
+    from lm.generation.tunes import rhymes_hold
+
+    judge, source = checker(), book()
+    regular = parse_form("any")
+    metre, rhymed, unknown, chars = [], [], 0, 0
+    for text in texts:
+        traditional = in_book_script(text, verse.simplified)
+        content = [ch for ch in traditional if ch.isalnum()]
+        chars += len(content)
+        unknown += sum(not source.knows(ch) for ch in content)
+        if verse.template is not None:
+            rhymed.append(rhymes_hold(text, verse.template, verse.simplified))
+            continue
+        shaped = matches(text, regular, "poem")
+        metre.append(shaped and judge.check_poem_pingze_meter(traditional)[0])
+        rhymed.append(shaped and judge.check_poem_rhyming(traditional)[0])
+    return {"metre_rate": _share(metre), "pingshui_rhyme_rate": _share(rhymed),
+            "unknown_to_book": unknown / chars if chars else None}
+
+
+def book_report(texts: list[str], verse: Any, test: np.ndarray | None) -> dict[str, Any]:
+    """:func:`book_figures` of the samples, and of the test poems that have their form."""
+    report: dict[str, Any] = dict(book_figures(texts, verse))
+    if test is None:
+        return report
+    form = verse.form or parse_form("any")
+    poems = [d for d in documents(test, verse.classes.tokens) if matches(d, form, "poem")]
+    report["reference"] = {"poems": len(poems), **book_figures(poems, verse)}
     return report

@@ -15,6 +15,8 @@ from lm.errors import LMError
 from lm.generation.script import SCRIPTS
 from lm.settings import check_settings, setting
 
+RHYME_BOOKS = ("pingshui", "modern")
+
 
 def _in_unit(value: float) -> bool:
     return 0 < value <= 1
@@ -40,14 +42,24 @@ class SampleRequest:
                               "length).", at_least=1)
     seed: int = setting(0, "Seed: the same seed gives the same samples.")
     form: str | None = setting(None, "Verse form every sample keeps: wujue, qijue, wulv, qilv, "
-                               "any (one of those four), or each line's length in characters "
-                               "(words at word level), e.g. 5,5,5,5.")
+                               "any (one of those four), each line's length in characters "
+                               "(words at word level), e.g. 5,5,5,5, or a Song ci tune of the "
+                               "model's corpus, e.g. ci:浣溪沙 (see --list-forms).")
     acrostic: str | None = setting(None, "藏头诗: each line begins with the next character (word "
                                    "at word level), e.g. 春夏秋冬.")
-    rhyme: bool = setting(False, "Lines closed by 。 end in one rhyme group (中华新韵, from "
-                          "pypinyin).")
-    level_tone: bool = setting(False, "Rhyme positions take level tone (平声: Mandarin tones 1, "
-                               "2).")
+    rhyme: bool = setting(False, "Lines closed by 。 end in one rhyme group of --rhyme-book "
+                          "(Pingshui: a level one; modern: 中华新韵, from pypinyin).")
+    level_tone: bool = setting(False, "Rhyme positions take level tone (平声: Pingshui's, or "
+                               "Mandarin tones 1, 2 under --rhyme-book modern).")
+    rhyme_book: str | None = setting(None, "Rhyme book of --rhyme, --level-tone and --meter: "
+                                     "pingshui (平水韵, the Tang poets' tones and rhyme groups; "
+                                     "rhymes are level) or modern (中华新韵 from pypinyin). "
+                                     "Default: pingshui for chinese-poetry corpora, else modern.",
+                                     valid=RHYME_BOOKS.__contains__, rule="pingshui or modern")
+    meter: bool = setting(False, "Regulated tones (格律) with --form wujue|qijue|wulv|qilv: one "
+                          "of the four standard patterns, picked by the model's own first "
+                          "characters; 二四六分明, 黏 and 对, level Pingshui rhymes.")
+    strict_meter: bool = setting(False, "With --meter, also avoid 孤平 and 三平尾.")
     beam: int | None = setting(None, "Beam search with this many beams instead of sampling; "
                                "returns the best --num (≤ --beam) texts.", at_least=1)
     length_penalty: float = setting(1.0, "Beam score = log p / length^α; this is α (0 favours "
@@ -69,6 +81,10 @@ class SampleRequest:
     def check(self) -> None:
         """Each setting's own rule, then the ones between settings; a one-line error."""
         check_settings(self)
+        if self.strict_meter and not self.meter:
+            raise LMError("--strict-meter tightens --meter: add --meter")
+        if self.meter and self.rhyme_book == "modern":
+            raise LMError("--meter follows the Pingshui book: drop --rhyme-book modern")
         if self.beam is None:
             return
         if self.num > self.beam:

@@ -15,12 +15,11 @@ from tokenizers import Tokenizer
 
 from lm.artifacts import Artifact, Store
 from lm.errors import LMError
-from lm.generation.constraints import FormConstraint
-from lm.generation.forms import Form, parse_form, with_acrostic
 from lm.generation.processors import SHAPING, build
 from lm.generation.request import SampleRequest
 from lm.generation.sampling import RNNStepper, Stepper, generate
 from lm.generation.script import convert, fit_to_vocabulary
+from lm.generation.verse import Corpus, Verse, corpus_of, verse_for
 from lm.generation.vocab import TokenClasses
 from lm.tokenization import UNK_ID, decode, encode_text, load_tokenizer
 
@@ -30,6 +29,7 @@ class SampleResult:
     texts: list[str]
     warnings: list[str] = field(default_factory=list)
     report: dict[str, Any] | None = None
+    tones: list[str] | None = None  # each text's tone marks (平/仄), under --meter or a ci
 
 
 def stepper_for(artifact: Artifact, device: str = "auto") -> Stepper:
@@ -75,26 +75,6 @@ def _in_vocabulary(text: str, classes: TokenClasses, flag: str,
     return fitted
 
 
-def _form_and_constraint(request: SampleRequest, classes: TokenClasses,
-                         warnings: list[str]) -> tuple[Form | None, FormConstraint | None]:
-    """The requested form (None: no constraint) and the constraint that enforces it."""
-    form = parse_form(request.form) if request.form else None
-    if not (form or request.acrostic or request.rhyme or request.level_tone):
-        return None, None
-    flag = "--form" if form else "--acrostic" if request.acrostic else "--rhyme"
-    classes.check_formable(flag)
-    heads = None
-    if request.acrostic is not None:
-        text = _in_vocabulary(request.acrostic, classes, "--acrostic", warnings)
-        pieces = text.split() if classes.level == "word" else [c for c in text if not c.isspace()]
-        if not pieces:
-            raise LMError("--acrostic is empty: give one character (word) per line")
-        heads = [classes.id_of(p, "--acrostic") for p in pieces]
-        form = with_acrostic(form, len(heads), classes.layout)
-    form = form or parse_form("any")
-    return form, FormConstraint(classes, form, heads, request.rhyme, request.level_tone)
-
-
 def sample(store: Store, ref: str, request: SampleRequest) -> SampleResult:
     """Generate ``request.num`` texts from a model or n-gram artifact, with an optional report."""
     request.check()
@@ -108,7 +88,9 @@ def sample(store: Store, ref: str, request: SampleRequest) -> SampleResult:
     prime_ids, notes = read_prime(tokenizer, prime)
     style_ids, style_notes = read_prime(tokenizer, style, "--style")
     warnings += notes + style_notes
-    form, constraint = _form_and_constraint(request, classes, warnings)
+    corpus = corpus_of(store, artifact)
+    verse = verse_for(request, classes, corpus, warnings)
+    constraint = verse.constraint
     if constraint is not None:
         constraint.initial(prime_ids)  # a prime that breaks the form fails before loading
     processors = build(SHAPING, request, constraint, classes.structural())
@@ -124,25 +106,53 @@ def sample(store: Store, ref: str, request: SampleRequest) -> SampleResult:
     texts = [prime + (joiner if ids else "") + decode(tokenizer, ids, level) for ids in outputs]
     report = None
     if request.report:
-        report = _report(store, artifact, stepper, classes, tokenizer, form, texts,
+        report = _report(corpus, stepper, verse, tokenizer, texts,
                          [prime_ids + ids for ids in outputs], warnings)
-    return SampleResult([convert(t, request.script) for t in texts], warnings, report)
+    tones = None
+    if request.meter or verse.template is not None:
+        from lm.generation.metre import tone_marks
+
+        tones = [tone_marks(t, verse.simplified) for t in texts]
+    return SampleResult([convert(t, request.script) for t in texts], warnings, report, tones)
 
 
-def _report(store: Store, artifact: Artifact, stepper: Stepper, classes: TokenClasses,
-            tokenizer: Tokenizer, form: Form | None, texts: list[str], sequences: list[list[int]],
-            warnings: list[str]) -> dict[str, Any]:
+def _report(corpus: Corpus, stepper: Stepper, verse: Verse, tokenizer: Tokenizer,
+            texts: list[str], sequences: list[list[int]], warnings: list[str]) -> dict[str, Any]:
     """The quality report, measured on the texts in the model's own script."""
     from lm.data.prepare import load_split
-    from lm.evaluation.scoring import dataset_of
-    from lm.generation.report import build_report, rescore, training_segments
+    from lm.generation.report import book_report, build_report, rescore, training_segments
 
-    training = None
-    try:
-        ids = load_split(dataset_of(store, artifact), "train")
-        training = training_segments(ids, classes.tokens, classes.level, tokenizer)
-    except LMError as exc:
-        warnings.append(f"--report: no copy rate ({exc})")
-    return build_report(texts, form=form, layout=classes.layout, level=classes.level,
-                        logprobs=rescore(stepper, sequences),
-                        token_counts=[len(s) for s in sequences], training=training)
+    classes = verse.classes
+    training = test = None
+    if corpus.dataset is None:
+        warnings.append("--report: no copy rate (the model records no dataset)")
+    else:
+        try:
+            ids = load_split(corpus.dataset, "train")
+            training = training_segments(ids, classes.tokens, classes.level, tokenizer)
+            test = load_split(corpus.dataset, "test")
+        except LMError as exc:
+            warnings.append(f"--report: no copy rate ({exc})")
+    report = build_report(texts, form=verse.form, layout=classes.layout, level=classes.level,
+                          logprobs=rescore(stepper, sequences),
+                          token_counts=[len(s) for s in sequences], training=training)
+    if verse.book == "pingshui" and classes.layout == "poem":
+        report.update(book_report(texts, verse, test))
+    return report
+
+
+def list_forms(store: Store, ref: str) -> tuple[list[tuple[str, str]], list[tuple[str, int]]]:
+    """(form, its lines) for the named forms; (tune, ci) for the tunes of the model's corpus."""
+    from lm.generation.forms import NAMED
+    from lm.generation.tunes import corpus_tunes
+
+    forms = [(name, ",".join(map(str, lengths))) for name, lengths in NAMED.items()]
+    forms.append(("any", "one of the four above"))
+    corpus = corpus_of(store, store.resolve(ref, ("model", "ngram")))
+    tunes: list[tuple[str, int]] = []
+    if corpus.poetry is not None:
+        found = corpus_tunes(corpus.poetry[0], corpus.simplify)
+        tunes = [(tune, len(poems)) for tune, poems in found.items()]
+        if tunes:
+            forms.append(("ci:TUNE", "the tune's commonest layout in the corpus"))
+    return forms, tunes

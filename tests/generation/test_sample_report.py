@@ -91,3 +91,21 @@ def test_build_report_puts_it_together():
     assert report["logprob_per_char"] == pytest.approx(-26.0 / 26)  # 25 characters + <eos>
     assert report["logprob_per_token"] == pytest.approx(-26.0 / 26)
     assert report["verse_lines"] == 4
+
+
+def test_book_figures_judge_by_the_library_checker():
+    from types import SimpleNamespace
+
+    from lm.generation.report import book_figures, documents
+
+    poems = ["白日依山盡，黃河入海流。\n欲窮千里目，更上一層樓。",  # passes both
+             "床前明月光，疑是地上霜。\n舉頭望明月，低頭思故鄉。",  # 古绝: rhymes, fails the metre
+             "白日依山盡，黃河入海流。"]  # not regulated: counts as neither
+    verse = SimpleNamespace(template=None, simplified=False)
+    figures = book_figures(poems, verse)
+    assert figures["metre_rate"] == pytest.approx(1 / 3)
+    assert figures["pingshui_rhyme_rate"] == pytest.approx(2 / 3)
+    assert figures["unknown_to_book"] == 0.0
+    assert book_figures(["白日依山龘，黃河入海流。"], verse)["unknown_to_book"] == 0.1
+    tokens = ["<unk>", "<eos>", "白", "日"]
+    assert documents([2, 3, 1, 3, 0, 1], tokens) == ["白日", "日\ufffd"]

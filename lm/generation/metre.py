@@ -1,0 +1,297 @@
+"""Regulated tone patterns (格律) and Pingshui rhymes as a decoding rule over content slots.
+
+A regulated poem (近体诗) follows one of four patterns, 平起/仄起 × first line rhymed or not,
+taken from the ``pingshui-rhyme`` checker (:func:`lm.generation.pingshui.checker`). Under each
+pattern a slot (verse line, position) asks for:
+
+* the 2nd, 4th and 6th characters: the pattern's tone (二四六分明; 对 and 黏 between lines follow
+  from the pattern); a polyphonic character may take either tone, one the book lacks neither;
+* the last character of a line the pattern rhymes: level, in the poem's one Pingshui group;
+* the last character of any other line: oblique only (a polyphonic one could be read level and
+  heard as a rhyme), rhyming with no rhyme character written so far;
+* anything else: free (一三五不论), unless ``strict``: then the 1st (5-char) / 3rd (7-char)
+  character of a 平平仄仄平 ending is level (no 孤平) and the 3rd-last of a 仄平平 ending
+  oblique (no 三平尾).
+
+:class:`ToneRule` keeps every pattern the characters written so far fit, each with its own
+rhyme state, and allows a character when some kept pattern allows it: the model's first
+choices pick the pattern, and since a chosen character always fits one kept pattern, the poem
+can always be finished. Song ci (:mod:`lm.generation.tunes`) and a plain Pingshui ``--rhyme``
+are rules of one pattern each, built the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from lm.errors import LMError
+from lm.generation.pingshui import (
+    LEVEL,
+    OBLIQUE,
+    Book,
+    book,
+    checker,
+    in_book_script,
+    traditional_forms,
+)
+from lm.generation.vocab import TokenClasses
+
+# what a slot asks for (None: anything)
+Requirement = tuple | None
+UNRHYMED: Requirement = ("unrhymed",)
+
+# the library's scheme names, as a poet says them
+SCHEMES = {"even_tone_rhymed": "平起首句入韵", "even_tone_unrhymed": "平起首句不入韵",
+           "oblique_tone_rhymed": "仄起首句入韵", "oblique_tone_unrhymed": "仄起首句不入韵"}
+
+
+def tone(t: str) -> Requirement:
+    return ("tone", t)
+
+
+def rhyme(letter: int) -> Requirement:
+    return ("rhyme", letter)
+
+
+@dataclass(frozen=True)
+class MeterPattern:
+    """One standard pattern: each line's tones, e.g. 仄仄平平仄."""
+
+    name: str
+    lines: tuple[str, ...]
+    strict: bool = False
+
+    def requirement(self, line: int, pos: int, length: int | None) -> Requirement:
+        if line >= len(self.lines) or length != len(self.lines[line]):
+            return None
+        tones = self.lines[line]
+        if pos == length - 1:
+            return rhyme(0) if tones[pos] == LEVEL else UNRHYMED
+        if pos % 2 == 1 or (self.strict and pos in strict_positions(tones)):
+            return tone(tones[pos])
+        return None
+
+
+def strict_positions(tones: str) -> set[int]:
+    """Free slots that the stricter rules fix: against 孤平 and 三平尾."""
+    fixed = set()
+    if tones.endswith("平平仄仄平"):
+        fixed.add(len(tones) - 5)
+    if tones.endswith("仄平平"):
+        fixed.add(len(tones) - 3)
+    return fixed
+
+
+def meter_patterns(width: int, lines: int, strict: bool = False) -> list[MeterPattern]:
+    """The four standard patterns of ``lines`` lines of ``width``, from the library."""
+    if width not in (5, 7) or lines not in (4, 8):
+        raise LMError(f"--meter needs 4 or 8 lines of 5 or 7 characters, not {lines} lines of "
+                      f"{width}: use --form wujue, qijue, wulv or qilv")
+    return [MeterPattern(SCHEMES[scheme], tuple(rows[:lines]), strict)
+            for scheme, rows in checker().patterns[width].items()]
+
+
+@dataclass(frozen=True)
+class EndRhymes:
+    """A single pattern that only rhymes line ends: ``letters[line]`` (None: unrhymed, free)."""
+
+    letters: tuple[int | None, ...] | None = None  # None: every line closed by 。 rhymes
+    ends_with_period: tuple[bool, ...] = ()
+    name: str = "rhyme"
+    grouped: bool = True  # False: rhyme positions are only level (--level-tone alone)
+
+    def requirement(self, line: int, pos: int, length: int | None) -> Requirement:
+        if length is None or pos != length - 1:
+            return None
+        if self.letters is None:
+            rhymed = line < len(self.ends_with_period) and self.ends_with_period[line]
+            return None if not rhymed else rhyme(0) if self.grouped else tone(LEVEL)
+        letter = self.letters[line] if line < len(self.letters) else None
+        return None if letter is None else rhyme(letter)
+
+
+class Entry(NamedTuple):
+    """A pattern still possible, with its rhyme state."""
+
+    pattern: int
+    groups: tuple[frozenset[str] | None, ...]  # per rhyme letter: groups still shared
+    echo: frozenset[str]  # every rhyme category of the rhyme characters so far
+
+
+class TokenTones:
+    """The book's view of a vocabulary: tone and group masks by token id."""
+
+    def __init__(self, classes: TokenClasses, simplified: bool = False,
+                 source: Book | None = None) -> None:
+        source = source or book()
+        size = classes.vocab_size
+        self.level = torch.zeros(size, dtype=torch.bool)
+        self.oblique = torch.zeros(size, dtype=torch.bool)
+        self.groups: dict[int, dict[str, frozenset[str]]] = {}
+        self.categories: dict[int, frozenset[str]] = {}
+        group_masks: dict[tuple[str, str], list[int]] = {}
+        for token_id in torch.nonzero(classes.content).view(-1).tolist():
+            token = classes.tokens[token_id]
+            forms = traditional_forms(token, simplified) if len(token) == 1 else frozenset()
+            if not forms or not all(source.knows(f) for f in forms):
+                continue
+            self.level[token_id] = all(f in source.level for f in forms)
+            self.oblique[token_id] = all(f in source.oblique for f in forms)
+            self.groups[token_id] = _shared_groups(source, forms)
+            self.categories[token_id] = frozenset().union(*map(source.categories, forms))
+            for t, names in self.groups[token_id].items():
+                for name in names:
+                    group_masks.setdefault((t, name), []).append(token_id)
+        self.known = self.level | self.oblique
+        self.pure_oblique = self.oblique & ~self.level
+        self.rhymable = {t: _mask(size, [i for i, g in self.groups.items() if t in g])
+                         for t in (LEVEL, OBLIQUE)}  # a group of that tone, in every form
+        self.group_masks = {key: _mask(size, ids) for key, ids in group_masks.items()}
+        self.category_masks: dict[str, torch.Tensor] = {}
+        for (_, name), mask in self.group_masks.items():
+            self.category_masks[name] = self.category_masks.get(name, mask) | mask
+
+    def has(self, token: int, t: str) -> bool:
+        return bool((self.level if t == LEVEL else self.oblique)[token])
+
+
+def _shared_groups(source: Book, forms: frozenset[str]) -> dict[str, frozenset[str]]:
+    """The rhyme groups, by tone, that every one of a character's forms has."""
+    shared: dict[str, frozenset[str]] = {}
+    for t in (LEVEL, OBLIQUE):
+        groups = [source.rhyme_groups(f, t) for f in forms]
+        common = frozenset.intersection(*groups) if groups else frozenset()
+        if common:
+            shared[t] = common
+    return shared
+
+
+def _mask(size: int, ids: list[int]) -> torch.Tensor:
+    mask = torch.zeros(size, dtype=torch.bool)
+    mask[ids] = True
+    return mask
+
+
+class ToneRule:
+    """Content-slot restrictions of a set of patterns (see the module's docstring)."""
+
+    def __init__(self, tones: TokenTones, patterns: Sequence, letter_tones: Sequence[str],
+                 what: str = "--meter") -> None:
+        self.tones = tones
+        self.patterns = list(patterns)
+        self.letter_tones = tuple(letter_tones)
+        self.what = what
+        blank = tuple(None for _ in self.letter_tones)
+        self.start = frozenset(Entry(i, blank, frozenset()) for i in range(len(self.patterns)))
+
+    # -- one requirement ------------------------------------------------------------------
+    def _resolve(self, entry: Entry, line: int, pos: int, length: int | None) -> tuple | None:
+        need = self.patterns[entry.pattern].requirement(line, pos, length)
+        if need is None or need[0] == "tone":
+            return need
+        if need[0] == "rhyme":
+            return ("rhyme", self.letter_tones[need[1]], entry.groups[need[1]])
+        return ("unrhymed", entry.echo)
+
+    def _fits(self, resolved: tuple | None, token: int) -> bool:
+        t = self.tones
+        if resolved is None:
+            return True
+        if resolved[0] == "tone":
+            return t.has(token, resolved[1])
+        if resolved[0] == "rhyme":
+            mine = t.groups.get(token, {}).get(resolved[1], frozenset())
+            return bool(mine) and (resolved[2] is None or bool(mine & resolved[2]))
+        return bool(t.pure_oblique[token]) and not (t.categories.get(token, frozenset())
+                                                      & resolved[1])
+
+    # -- the rule as the form constraint uses it ----------------------------------------
+    def key(self, state: frozenset[Entry], line: int, pos: int,
+            length: int | None) -> frozenset | None:
+        """What the slot allows under the kept patterns (None: any content token)."""
+        resolved = {self._resolve(e, line, pos, length) for e in state}
+        return None if None in resolved or not resolved else frozenset(resolved)
+
+    def mask(self, key: frozenset) -> torch.Tensor:
+        """Content tokens allowed by some of the resolved requirements, bool [V]."""
+        t = self.tones
+        allowed = torch.zeros_like(t.known)
+        for resolved in key:
+            if resolved[0] == "tone":
+                allowed |= t.level if resolved[1] == LEVEL else t.oblique
+            elif resolved[0] == "rhyme":
+                groups = resolved[2]
+                if groups is None:
+                    allowed |= t.rhymable[resolved[1]]
+                else:
+                    for name in groups:
+                        if (resolved[1], name) in t.group_masks:
+                            allowed |= t.group_masks[(resolved[1], name)]
+            else:
+                echo = torch.zeros_like(allowed)
+                for name in resolved[1] & t.category_masks.keys():
+                    echo |= t.category_masks[name]
+                allowed |= t.pure_oblique & ~echo
+        if not bool(allowed.any()):
+            raise LMError(f"{self.what}: the model's vocabulary has no character the Pingshui "
+                          "book allows here: use a model of classical poems")
+        return allowed
+
+    def advance(self, state: frozenset[Entry], line: int, pos: int, length: int | None,
+                token: int) -> frozenset[Entry]:
+        """The patterns (and rhyme states) that still fit after ``token`` fills the slot."""
+        kept = set()
+        for entry in state:
+            resolved = self._resolve(entry, line, pos, length)
+            if not self._fits(resolved, token):
+                continue
+            if resolved is not None and resolved[0] == "rhyme":
+                letter = self.patterns[entry.pattern].requirement(line, pos, length)[1]
+                mine = self.tones.groups[token][resolved[1]]
+                groups = list(entry.groups)
+                groups[letter] = mine if groups[letter] is None else groups[letter] & mine
+                entry = Entry(entry.pattern, tuple(groups),
+                              entry.echo | self.tones.categories[token])
+            kept.add(entry)
+        if not kept:
+            raise ValueError(f"token {token} is outside every pattern's slot ({line}, {pos})")
+        return frozenset(kept)
+
+    def with_heads(self, heads: Sequence[int], lengths: Sequence[int],
+                   tokens: Sequence[str]) -> frozenset[Entry]:
+        """The start state keeping the patterns whose first slots take the acrostic's heads."""
+        kept, clashes = set(), []
+        for entry in self.start:
+            state = frozenset({entry})
+            for line, (head, length) in enumerate(zip(heads, lengths, strict=False)):
+                (current,) = state
+                if not self._fits(self._resolve(current, line, 0, length), head):
+                    clashes.append((self.patterns[entry.pattern].name, line, tokens[head]))
+                    break
+                state = self.advance(state, line, 0, length, head)
+            else:
+                kept.add(entry)
+        if not kept:
+            named = "; ".join(f"{name} needs another tone than {char!r} at line {line + 1}"
+                              for name, line, char in sorted(clashes))
+            raise LMError(f"--acrostic fits no pattern of {self.what}: {named}: change that "
+                          "character or drop the stricter rules")
+        return frozenset(kept)
+
+
+def tone_marks(text: str, simplified: bool = False) -> str:
+    """Each character's tone under the book (平, 仄, 中 for either, ？ unknown), marks kept."""
+    source = book()
+
+    def mark(ch: str) -> str:
+        if not ch.strip() or not ch.isalnum():
+            return "\u3000" if ch not in "\n" else ch
+        tones = source.tones(in_book_script(ch, simplified))
+        return {frozenset({LEVEL}): LEVEL, frozenset({OBLIQUE}): OBLIQUE}.get(
+            tones, "中" if tones else "？")
+
+    return "".join(mark(ch) for ch in text)

