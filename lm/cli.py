@@ -23,6 +23,7 @@ from lm.evaluation.command import compare, perplexity
 from lm.generation.command import sample
 from lm.models.export_command import export
 from lm.ngram.command import ngram
+from lm.serve.command import serve
 from lm.training.command import train
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app.command()(perplexity)
 app.command()(sample)
 app.command()(ngram)
 app.command()(compare)
+app.command()(serve)
 app.command()(export)
 
 

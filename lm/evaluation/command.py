@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from lm.cli_common import err, out, print_table, store
-from lm.evaluation.scoring import ScoreRequest, score
+from lm.evaluation.scoring import ScoreRequest, rank, score
 from lm.settings import with_settings
 
 
@@ -20,6 +21,9 @@ def perplexity(
     request: ScoreRequest,
 ) -> None:
     """Perplexity, bits per token and bits per character on a split, a file or a text."""
+    if request.rank:
+        _print_ranking(rank(store(), model, request), as_json, request.per_token)
+        return
     result = score(store(), model, request)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
@@ -35,6 +39,26 @@ def perplexity(
     if request.per_token:
         for token, bits in result["per_token"]:
             out.print(f"{token!r}\t{bits:.3f}")
+
+
+def _print_ranking(result: dict[str, Any], as_json: bool, per_token: bool) -> None:
+    """The ranked lines as a table (most fluent first), or one JSON object."""
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    table = Table("rank", "line", "perplexity", "bits/char", "worst token", "text",
+                  title=f"{result['model']} on {result['on']}, each line on its own")
+    for row in result["ranked"]:
+        worst = row["worst"]
+        shown = "-" if worst is None else f"{worst['token']!r} {worst['bits']:.1f} bits"
+        table.add_row(str(row["rank"]), str(row["line"]), f"{row['perplexity']:.2f}",
+                      f"{row['bits_per_char']:.4f}", shown, row["text"])
+    print_table(table)
+    if per_token:
+        for row in result["ranked"]:
+            out.print(f"── {row['rank']} (line {row['line']}) ──")
+            for token in row["per_token"]:
+                out.print(f"{token['token']!r}\t{token['bits']:.3f}", markup=False)
 
 
 def compare(

@@ -8,6 +8,7 @@ figures on the same split are directly comparable.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,9 @@ class ScoreRequest:
     weight: str = setting("auto", "RNN weight λ in the mixture, or auto (tuned on valid).",
                           valid=_weight, rule="a number in [0, 1] or auto")
     per_token: bool = setting(False, "List each token's surprisal in bits.")
+    rank: bool = setting(False, "Score each document of --file (or --text) on its own, from a "
+                         "fresh state and closed by <eos>, and list them from the lowest "
+                         "perplexity (most fluent) up, each with its most surprising token.")
     device: str = setting("auto", "auto, cpu, cuda or mps.")
 
     def check(self) -> None:
@@ -88,22 +92,37 @@ def documents_from(file: Path | None, text: str | None, doc_sep: str) -> list[st
     return [content.removesuffix("\n")]
 
 
-def model_logprobs(store: Store, artifact: Artifact, ids: np.ndarray, context: str = "stream",
-                   batch_size: int = 10, device: str = "auto") -> np.ndarray:
-    """Natural-log probability of each token under an RNN or n-gram artifact."""
+LogProbs = Callable[[np.ndarray, str, int], np.ndarray]
+
+
+def load_logprobs(artifact: Artifact, device: str = "auto") -> LogProbs:
+    """An RNN or n-gram artifact loaded once, as ``(ids, context, batch_size) -> log-probs``.
+
+    A server scores many small requests: loading the weights once keeps that cheap.
+    """
     if artifact.kind == "ngram":
         from lm.ngram import NgramModel
 
-        return NgramModel.load(artifact.path).logprobs(np.asarray(ids))
+        ngram = NgramModel.load(artifact.path)
+        return lambda ids, context, batch_size: ngram.logprobs(np.asarray(ids))
     from lm.evaluation.perplexity import document_logprobs, stream_logprobs
     from lm.models import rnn
     from lm.runtime import pick_device
 
     dev = pick_device(device)
     model = rnn.load(artifact.path, device=dev)
-    if context == "stream":
-        return stream_logprobs(model, ids, batch_size=batch_size, device=dev)
-    return document_logprobs(model, ids, batch_size=batch_size, device=dev)
+
+    def logprobs(ids: np.ndarray, context: str, batch_size: int) -> np.ndarray:
+        scorer = stream_logprobs if context == "stream" else document_logprobs
+        return scorer(model, ids, batch_size=batch_size, device=dev)
+
+    return logprobs
+
+
+def model_logprobs(store: Store, artifact: Artifact, ids: np.ndarray, context: str = "stream",
+                   batch_size: int = 10, device: str = "auto") -> np.ndarray:
+    """Natural-log probability of each token under an RNN or n-gram artifact."""
+    return load_logprobs(artifact, device)(ids, context, batch_size)
 
 
 def tune_weight(rnn_lp: np.ndarray, ngram_lp: np.ndarray, tolerance: float = 1e-9) -> float:
@@ -201,3 +220,95 @@ def _tuned_weight(store: Store, rnn_model: Artifact, ngram: Artifact,
                       "pass --weight 0.5")
     return tune_weight(_logprobs(store, rnn_model, valid, request),
                        _logprobs(store, ngram, valid, request))
+
+
+# ------------------------------------------------------------------------ lines on their own
+@dataclass
+class LineScore:
+    """One text scored on its own: read after ``<eos>`` from a fresh state, closed by ``<eos>``.
+
+    ``spans`` are each token's characters in ``text`` (the closing ``<eos>`` is the empty
+    span at its end), so a page can tint every character by its token's surprisal.
+    """
+
+    text: str
+    ids: list[int]
+    tokens: list[str]
+    spans: list[tuple[int, int]]
+    logprobs: np.ndarray
+
+    @property
+    def evaluation(self) -> Evaluation:
+        """The figures of ``lm perplexity``; the closing ``<eos>`` counts as one character."""
+        return Evaluation.from_logprobs(np.asarray(self.ids), self.logprobs, len(self.text) + 1)
+
+    @property
+    def worst(self) -> int | None:
+        """The most surprising token of the text itself (not the closing ``<eos>``)."""
+        if len(self.ids) < 2:
+            return None
+        return int(np.argmin(self.logprobs[:-1]))
+
+    def token(self, index: int) -> dict[str, Any]:
+        start, end = self.spans[index]
+        return {"token": self.tokens[index], "bits": float(-self.logprobs[index] / LN2),
+                "start": start, "end": end}
+
+    def as_dict(self, per_token: bool = True) -> dict[str, Any]:
+        summary = self.evaluation.summary()
+        result: dict[str, Any] = {"text": self.text, **{k: summary[k] for k in (
+            "tokens", "oov", "nats_per_token", "perplexity", "characters", "bits_per_char")}}
+        worst = self.worst
+        result["worst"] = None if worst is None else {"index": worst, **self.token(worst)}
+        if per_token:
+            result["per_token"] = [self.token(i) for i in range(len(self.ids))]
+        return result
+
+
+class LineScorer:
+    """A model loaded once that scores texts, each on its own (``lm perplexity --rank``,
+    ``lm serve``'s ``/score`` and the tints of its poems)."""
+
+    def __init__(self, store: Store, ref: str, device: str = "auto", batch_size: int = 64):
+        self.artifact = store.resolve(ref, MODEL_KINDS)
+        self.tokenizer = load_tokenizer(self.artifact.file("tokenizer.json"))
+        self.batch_size = batch_size
+        self._logprobs = load_logprobs(self.artifact, device)
+
+    def score(self, texts: list[str]) -> list[LineScore]:
+        """Every text as its own document: the same tokens as ``lm perplexity --text``."""
+        if not texts:
+            return []
+        encodings = self.tokenizer.encode_batch(texts, add_special_tokens=True)
+        ids = np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings])
+        logprobs = self._logprobs(ids, "document", self.batch_size)
+        scores, start = [], 0
+        for text, encoding in zip(texts, encodings, strict=True):
+            n = len(encoding.ids)
+            spans = [tuple(span) for span in encoding.offsets[:-1]] + [(len(text), len(text))]
+            scores.append(LineScore(text, list(encoding.ids), list(encoding.tokens), spans,
+                                    logprobs[start:start + n]))
+            start += n
+        return scores
+
+
+def ranked(scores: list[LineScore]) -> list[int]:
+    """Indices from the most fluent text (lowest perplexity) to the least; ties keep order."""
+    return sorted(range(len(scores)), key=lambda i: scores[i].evaluation.nats_per_token)
+
+
+def rank(store: Store, ref: str, request: ScoreRequest) -> dict[str, Any]:
+    """``lm perplexity --rank``: each document of the file scored on its own, then sorted."""
+    request.check()
+    if request.file is None and request.text is None:
+        raise LMError("--rank ranks the lines of a file: pass --file lines.txt (or --text)")
+    if request.mix is not None:
+        raise LMError("--rank scores each line with one model: drop --mix")
+    documents = documents_from(request.file, request.text, request.doc_sep)
+    kept = [(number, doc) for number, doc in enumerate(documents, 1) if doc.strip()]
+    scorer = LineScorer(store, ref, request.device, request.batch_size)
+    scores = scorer.score([doc for _, doc in kept])
+    rows = [{"rank": position, "line": kept[i][0], **scores[i].as_dict(request.per_token)}
+            for position, i in enumerate(ranked(scores), 1)]
+    on = "--text" if request.text is not None else str(request.file)
+    return {"model": scorer.artifact.ref, "on": on, "ranked": rows}
