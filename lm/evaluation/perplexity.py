@@ -92,7 +92,12 @@ def _target_logprobs(model: RNNLM, x: torch.Tensor, hidden, targets: torch.Tenso
 
 def stream_logprobs(model: RNNLM, ids: np.ndarray, batch_size: int = 10, bptt: int = 128,
                     device: torch.device | str = "cpu") -> np.ndarray:
-    """Natural-log probability of every token of ``ids``, hidden state carried along."""
+    """Natural-log probability of every token of ``ids``, hidden state carried along.
+
+    The stream is cut into at most ``batch_size`` segments scored side by side, each from a
+    fresh state, but never into segments shorter than ``bptt``: a short text (a sentence, a
+    verse) is scored as one stream, every token with all the context before it.
+    """
     with torch.no_grad():
         return _stream_logprobs(model, ids, batch_size, bptt, device)
 
@@ -106,7 +111,7 @@ def _stream_logprobs(model: RNNLM, ids: np.ndarray, batch_size: int, bptt: int,
         reuse_freed_memory()
     was_training = model.training
     model.eval()
-    batch_size = max(1, min(batch_size, n))
+    batch_size = max(1, min(batch_size, n // max(1, bptt)))
     length = -(-n // batch_size)
     stream = np.concatenate([[EOS_ID], np.asarray(ids, dtype=np.int64)])
     padded = np.full(batch_size * length + 1, EOS_ID, dtype=np.int64)

@@ -40,7 +40,8 @@ class SampleRequest:
     num: int = setting(4, "Samples, generated as one batch.", at_least=1)
     max_tokens: int = setting(200, "Stop a sample after this many tokens (a --form sets its own "
                               "length).", at_least=1)
-    seed: int = setting(0, "Seed: the same seed gives the same samples.")
+    seed: int = setting(0, "Seed: the same seed gives the same samples.",
+                        valid=lambda s: -(2**63) <= s < 2**64, rule="a 64-bit integer")
     form: str | None = setting(None, "Verse form every sample keeps: wujue, qijue, wulv, qilv, "
                                "any (one of those four), each line's length in characters "
                                "(words at word level), e.g. 5,5,5,5, or a Song ci tune of the "

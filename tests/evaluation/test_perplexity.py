@@ -96,15 +96,24 @@ def test_document_context_starts_every_document_from_a_fresh_state():
     assert np.abs(carried[starts[1]:] - expected[starts[1]:]).max() > 1e-3
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, 3, 5])
-def test_stream_cuts_the_text_into_batch_size_segments(batch_size):
-    """Segment b starts from a zero state at position b·ceil(n/B); nothing else is reset."""
+@pytest.mark.parametrize(("batch_size", "segments"), [(1, 1), (2, 2), (3, 3), (5, 3)])
+def test_stream_cuts_the_text_into_batch_size_segments(batch_size, segments):
+    """Segment b starts from a zero state at position b·ceil(n/B); nothing else is reset.
+    No segment is shorter than bptt (13 tokens, bptt 4: at most 3 segments)."""
     model = _random_model(3)
     ids = np.array([2, 3, 4, 1, 5, 6, 2, 1, 3, 1, 4, 4, 5])
-    length = -(-len(ids) // batch_size)
+    length = -(-len(ids) // segments)
     expected = logprobs_one_by_one(model, ids, reset_at=set(range(0, len(ids), length)))
     got = stream_logprobs(model, ids, batch_size=batch_size, bptt=4)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_text_shorter_than_bptt_is_one_stream():
+    """A sentence is scored with all its context, however large the batch size."""
+    model = _random_model(3)
+    ids = np.array([2, 3, 4, 1, 5, 6, 2, 1, 3, 1, 4, 4, 5])
+    got = stream_logprobs(model, ids, batch_size=64, bptt=35)
+    np.testing.assert_allclose(got, logprobs_one_by_one(model, ids), rtol=1e-5, atol=1e-6)
 
 
 def test_document_scoring_batches_at_most_batch_size_documents(monkeypatch):

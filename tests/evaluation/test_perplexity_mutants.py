@@ -84,14 +84,15 @@ def test_unknown_tokens_are_scored_like_any_other():
 def test_stream_is_cut_in_ten_segments_unless_told_otherwise():
     """Without a batch size, evaluate() and stream_logprobs() cut the stream in 10 segments of
     ceil(n/10) tokens (as the validation of training does); evaluate(batch_size=4) in 4.
-    context="document" restarts at every document instead."""
+    context="document" restarts at every document instead. 1,290 tokens: ten segments are
+    each at least the default bptt of 128 long, so the short-text rule does not apply."""
     model = _model(3)
     rng = np.random.default_rng(0)
-    ids = rng.integers(0, 7, size=43)
+    ids = rng.integers(0, 7, size=1290)
     ids[-1] = EOS
 
     def segments(count: int) -> np.ndarray:
-        return logprobs_one_by_one(model, ids, reset_at=set(range(0, 43, math.ceil(43 / count))))
+        return logprobs_one_by_one(model, ids, reset_at=set(range(0, 1290, math.ceil(1290 / count))))
 
     result = evaluate(model, ids, characters=100)
     np.testing.assert_allclose(result.logprobs, segments(10), rtol=1e-5, atol=1e-6)

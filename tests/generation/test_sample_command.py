@@ -292,6 +292,7 @@ def test_min_p_through_the_command(lm, store):
     (["--min-p", "0"], "--min-p must be in (0, 1], not 0.0"),
     (["--min-p", "1.5"], "--min-p must be in (0, 1], not 1.5"),
     (["--beam", "2", "--num", "1", "--min-p", "0.5"], "--min-p"),
+    (["--seed", str(2**64)], "--seed must be a 64-bit integer"),
 ])
 def test_clean_errors(lm, args, message):
     assert_clean_error(lm("p", *args), message)
