@@ -20,6 +20,7 @@ from lm.cli_common import err, out, print_table, state, store
 from lm.data.command import prepare
 from lm.errors import LMError
 from lm.evaluation.command import compare, perplexity
+from lm.diagnose import diagnose
 from lm.generation.command import sample
 from lm.models.export_command import export
 from lm.ngram.command import ngram
@@ -41,6 +42,7 @@ app.command()(sample)
 app.command()(ngram)
 app.command()(compare)
 app.command()(serve)
+app.command()(diagnose)
 app.command()(export)
 
 

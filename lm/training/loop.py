@@ -1,10 +1,11 @@
 """The ``train`` stage: one readable loop, top to bottom.
 
 Truncated BPTT over the training stream with the hidden state carried and detached, gradient
-clipping, Adam or SGD with the learning-rate policy of :mod:`lm.training.optimization`, the
-best weights kept, and a resumable checkpoint written periodically and on Ctrl-C/SIGTERM.
-The loop never waits on the device inside a step: losses are summed on the device and read
-every ``log_every`` steps.
+clipping (the norms before it recorded by :mod:`lm.training.telemetry`), Adam or SGD with the
+learning-rate policy of :mod:`lm.training.optimization`, the best weights kept, and a
+resumable checkpoint written periodically and on Ctrl-C/SIGTERM. The loop never waits on the
+device inside a step: losses and gradient norms are kept on the device and read every
+``log_every`` steps.
 
 Speed, without changing what is learnt, comes from the modules around the loop: the device,
 bf16 autocast and the allocator (:mod:`lm.runtime`), windows on the device
@@ -32,6 +33,7 @@ from lm.models import rnn
 from lm.runtime import pick_device, pick_precision, reuse_freed_memory
 from lm.settings import fingerprint_params, resumable_names
 from lm.training import checkpoint as ckpt
+from lm.training import telemetry
 from lm.training.batching import Feeder, Schedule, batchify
 from lm.training.config import TrainConfig
 from lm.training.distributed import Distributed
@@ -39,6 +41,7 @@ from lm.training.optimization import Averager, LearningRate, averaged, make_opti
 from lm.training.reporting import LossMeter, ProgressBar, plot_curve, wandb_run
 from lm.training.signals import Interrupted, StopSignals
 from lm.training.state import TrainState
+from lm.training.telemetry import GradientMeter, clip_and_measure
 
 __all__ = ["Interrupted", "TrainConfig", "train"]
 
@@ -91,6 +94,7 @@ class Run:
         self.hidden = self.model.init_hidden(self.rows_here, device)
         self.averager: Averager | None = None
         self.meter = LossMeter(config.log_every, device)
+        self.grads = GradientMeter(config.log_every, device)
 
     def _set_up_runtime(self) -> None:
         config, device = self.config, self.device
@@ -178,6 +182,8 @@ class Run:
         self.tracker, started = tracker, time.time()
         self.meter = meter = LossMeter(config.log_every, self.device)
         meter.restore(state.step, state.unread_losses)
+        self.grads = GradientMeter(config.log_every, self.device)
+        self.grads.restore(state.step, state.unread_grad_norms)
         epoch, index = self.schedule.locate(state.step)
         stopped_by: int | None = None
         with StopSignals() as stop:
@@ -222,8 +228,8 @@ class Run:
             objective, loss, hidden = self.step_module(inputs, targets, hidden)
         self.optimizer.zero_grad(set_to_none=True)
         objective.backward()
-        if self.config.clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+        norm = clip_and_measure(list(self.model.parameters()), self.config.clip)
+        self.grads.add(self.state.step, norm)  # kept on the device, read at logging time
         self.optimizer.step()
         if self.averager:
             self.averager.update()
@@ -234,15 +240,58 @@ class Run:
         step = self.state.step
         self.ranks.mean(meter.losses)
         self.ranks.mean(meter.window_loss)
+        gradients = self._read_gradients(step)
         bad = meter.first_non_finite(step)
         if bad is not None:
+            self._say_if_exploded()
             raise self._diverged("training", bad)
         mean_loss, tokens_per_s, seconds = meter.read(step)
         self.state.train_seconds += seconds
         self.state.last_loss = mean_loss
         if self.tracker:
-            self.tracker.log({"train_loss": mean_loss, "tokens_per_s": tokens_per_s}, step=step)
+            self.tracker.log({"train_loss": mean_loss, "tokens_per_s": tokens_per_s,
+                              **gradients}, step=step)
         bar.update(step, mean_loss, tokens_per_s)
+
+    def _read_gradients(self, step: int) -> dict[str, float]:
+        """Read this window's gradient norms: a window record, and the norms since validation.
+
+        (Under DDP the gradients are averaged before the norm, so every rank has the same.)
+        """
+        norms = self.grads.read(step)
+        if not norms:
+            return {}
+        state, first = self.state, step - len(norms) + 1
+        record = telemetry.window(norms, step, self.config.clip)
+        state.grad_windows.append(record)
+        validated = state.history[-1]["step"] if state.history else 0
+        state.grad_since_eval.extend(n for i, n in enumerate(norms) if first + i > validated)
+        return {k: record[k] for k in ("grad_norm", "grad_norm_max", "clip_fraction")}
+
+    def _gradients_since_validation(self) -> dict[str, float | None]:
+        """Mean and largest norm and clip fraction of the steps since the last validation."""
+        state, step = self.state, self.state.step
+        unread = self.grads.unread(step)
+        first = step - len(unread) + 1
+        validated = state.history[-1]["step"] if state.history else 0
+        norms = state.grad_since_eval + [n for i, n in enumerate(unread) if first + i > validated]
+        state.grad_since_eval = []
+        return telemetry.summary(norms, self.config.clip)
+
+    def _windows_so_far(self) -> list[dict[str, Any]]:
+        """The logging windows read so far, and the steps not yet read as a last one (left
+        unread in the run's state, so a resumed run continues the same window)."""
+        windows = list(self.state.grad_windows)
+        unread = self.grads.unread(self.state.step)
+        if unread:
+            windows.append(telemetry.window(unread, self.state.step, self.config.clip))
+        return windows
+
+    def _say_if_exploded(self) -> None:
+        """One line if the gradients exploded, the steps not yet read included."""
+        found = telemetry.explosion(self._windows_so_far())
+        if found is not None:
+            self.log(telemetry.explosion_line(found, self.config.clip))
 
     def _diverged(self, which: str, step: int) -> LMError:
         return LMError(f"the {which} loss became NaN/inf at step {step}: lower --lr (now "
@@ -269,6 +318,7 @@ class Run:
             nats, ppl = result.nats_per_token, result.perplexity
         nats, ppl = self.ranks.from_main([nats, ppl], self.device)
         if not math.isfinite(nats):
+            self._say_if_exploded()
             raise self._diverged("validation", step)
         improved = state.improves(ppl)
         if improved:
@@ -290,7 +340,8 @@ class Run:
         state = self.state
         entry = {"step": state.step, "tokens": state.train_tokens,
                  "train_loss": state.last_loss, "valid_loss": nats, "valid_ppl": ppl,
-                 "lr": state.base_lr, "seconds": state.train_seconds}
+                 "lr": state.base_lr, "seconds": state.train_seconds,
+                 **self._gradients_since_validation()}
         if (self.valid_chars
                 and len(self.valid_ids) == self.dataset.metrics["splits"]["valid"]["tokens"]):
             entry["valid_bpc"] = nats * len(self.valid_ids) / math.log(2) / self.valid_chars
@@ -306,6 +357,7 @@ class Run:
             if self.averager:
                 self.state.avg_count = self.averager.count
             self.state.unread_losses = self.meter.unread(self.state.step)
+            self.state.unread_grad_norms = self.grads.unread(self.state.step)
             ckpt.save_checkpoint(self.run_dir / "checkpoint", self.model, self.optimizer,
                                  whole, self.state,
                                  self.averager.tensors() if self.averager else None)
@@ -313,6 +365,7 @@ class Run:
     def _finish(self, meter: LossMeter, stopped_by: int | None) -> None:
         self.state.train_seconds += meter.seconds_since_read()
         self.save()
+        self._say_if_exploded()
         if self.tracker:
             self.tracker.finish()
         if stopped_by is not None:
@@ -330,7 +383,10 @@ class Run:
             (pending.path / "tokenizer.json").write_bytes(
                 self.dataset.file("tokenizer.json").read_bytes())
             write_json(pending.path / "history.json", state.history)
-            plot_curve(state.history, pending.path / "curve.png", self.name)
+            windows = self._windows_so_far()
+            write_json(pending.path / "gradients.json", windows)
+            plot_curve(state.history, pending.path / "curve.png", self.name, windows,
+                       self.config.clip)
             pending.metrics = {
                 "best_valid_ppl": state.best_valid, "best_step": state.best_step,
                 "steps": state.step,

@@ -1,4 +1,5 @@
-"""What a training run tells the person watching: progress bar, wandb, the loss curve.
+"""What a training run tells the person watching: progress bar, wandb, the loss curve (with
+the gradient norms and clipping of :mod:`lm.training.telemetry` in a second panel).
 
 ``LossMeter`` keeps the training loss on the device and reads it every ``log_every`` steps
 only, so the loop never waits on the device inside a step; it also keeps the training clock,
@@ -96,26 +97,63 @@ def _netrc_has_wandb() -> bool:
     return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
-def plot_curve(history: list[dict], path: Path, title: str) -> None:
+def plot_curve(history: list[dict], path: Path, title: str,
+               windows: list[dict] | None = None, clip: float = 0.0) -> None:
+    """The loss curve; below it, when there are gradient records, the gradient panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    if not windows:
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        _loss_panel(ax, history, title)
+        ax.set_xlabel("step")
+    else:
+        fig, (ax, low) = plt.subplots(2, 1, figsize=(6, 6.5), dpi=100, sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})
+        _loss_panel(ax, history, title)
+        _gradient_panel(low, windows, clip)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _loss_panel(ax, history: list[dict], title: str) -> None:
     steps = [h["step"] for h in history]
     ax.plot(steps, [h["valid_loss"] for h in history], "o-", label="valid")
     train = [(h["step"], h["train_loss"]) for h in history if h.get("train_loss") is not None]
     if train:
         ax.plot(*zip(*train, strict=True), "s--", label="train (last window)")
-    ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/token)")
     ax.set_title(f"{title}: training curve")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+
+
+def _gradient_panel(ax, windows: list[dict], clip: float) -> None:
+    """Per logging window: the mean and largest gradient norm before clipping (log scale),
+    the clipping threshold, and on the right axis the share of steps that were clipped."""
+    finite = [w for w in windows if math.isfinite(w["grad_norm_max"]) and w["grad_norm_max"] > 0]
+    steps = [w["step"] for w in finite]
+    ax.plot(steps, [w["grad_norm"] for w in finite], "-", color="tab:blue", label="mean norm")
+    ax.plot(steps, [w["grad_norm_max"] for w in finite], ".", color="tab:red", ms=4,
+            label="largest norm")
+    if clip > 0:
+        ax.axhline(clip, color="gray", ls=":", label=f"--clip {clip}")
+    if steps:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("gradient norm (before clipping)")
+    ax.grid(alpha=0.3)
+    right = ax.twinx()
+    right.plot([w["step"] for w in windows], [w["clip_fraction"] for w in windows], "-",
+               color="tab:green", alpha=0.6, label="clipped share")
+    right.set_ylim(-0.02, 1.02)
+    right.set_ylabel("share of steps clipped", color="tab:green")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper right")
 
 
 class ProgressBar:

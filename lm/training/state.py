@@ -23,6 +23,11 @@ class TrainState:
     avg_count: int = 0
     resumed_at: list[int] = field(default_factory=list)  # the steps --resume continued from
     unread_losses: list[float] = field(default_factory=list)  # this log window's, so far
+    # Gradient telemetry (lm.training.telemetry): this log window's unread norms, the norms
+    # read since the last validation, and one record per logging window.
+    unread_grad_norms: list[float] = field(default_factory=list)
+    grad_since_eval: list[float] = field(default_factory=list)
+    grad_windows: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
