@@ -153,3 +153,15 @@ def test_a_tracking_failure_keeps_the_stage(cli, offline, tmp_path, monkeypatch)
     assert "warning: dataset:p@v1 was not logged to wandb (no space left for wandb)" in result.err
     assert "wrote dataset:p@v1" in result.out
     assert not tracking.enabled()  # --wandb held for that command only
+
+
+def test_train_no_wandb_logs_no_artifact(cli, offline, tmp_path):
+    """``lm --wandb train --no-wandb``: the stage's own flag wins, nothing reaches wandb."""
+    assert cli("prepare", tmp_path / "poems.txt", "--name", "p", "--level", "char",
+               "--doc-sep", "blank").code == 0
+    small = ["--max-steps", "2", "--emb-size", "8", "--hidden-size", "8", "--bptt", "16",
+             "--batch-size", "4", "--eval-tokens", "100", "--no-progress"]
+    assert cli("--wandb", "train", "p", "--no-wandb", *small).code == 0
+    assert read_runs(offline) == []
+    result = cli("--wandb", "train", "p", "--name", "q", "--no-wandb", "--wandb", *small)
+    assert "wandb: logged model:q@v1 as model-q:lm-v1" in result.err

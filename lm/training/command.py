@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 import typer
 
+from lm import tracking
 from lm.cli_common import announce, err, out, store
 from lm.settings import with_settings
 from lm.training.config import TrainConfig
@@ -29,10 +31,15 @@ def train(
     s = store()
     data = s.resolve(dataset, "dataset")
     main = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
+    # --no-wandb means no wandb at all, so the model is not logged as a wandb Artifact either
+    # (lm --wandb / LM_WANDB=1 decide that otherwise).
+    quiet = contextlib.nullcontext() if wandb else tracking.switched(False)
     try:
-        artifact, reused = run_train(s, data, config, name or data.name, resume=resume,
-                                     use_wandb=wandb, progress=progress and sys.stderr.isatty(),
-                                     log=out.print)
+        with quiet:
+            artifact, reused = run_train(s, data, config, name or data.name, resume=resume,
+                                         use_wandb=wandb,
+                                         progress=progress and sys.stderr.isatty(),
+                                         log=out.print)
     except Interrupted as stop:
         if main:
             err.print(f"interrupted: {stop}")

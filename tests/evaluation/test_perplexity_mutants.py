@@ -92,7 +92,8 @@ def test_stream_is_cut_in_ten_segments_unless_told_otherwise():
     ids[-1] = EOS
 
     def segments(count: int) -> np.ndarray:
-        return logprobs_one_by_one(model, ids, reset_at=set(range(0, 1290, math.ceil(1290 / count))))
+        starts = range(0, 1290, math.ceil(1290 / count))
+        return logprobs_one_by_one(model, ids, reset_at=set(starts))
 
     result = evaluate(model, ids, characters=100)
     np.testing.assert_allclose(result.logprobs, segments(10), rtol=1e-5, atol=1e-6)
