@@ -14,7 +14,15 @@ Columns:
   score tok/s ``logprobs()`` over the test split, best of ``--repeat``
   load s      best ``NgramModel.load`` of the saved model (``ngram.npz`` + ``ngram.json``)
 
-Usage: ``python bench/ngram_bench.py [--data DIR] [--orders 5] [--repeat 3]``
+With ``--memory SIZE`` (e.g. 32M) a second table shows the out-of-core path (``--memory`` of
+``lm ngram``) beside the in-memory one on the same data:
+
+  build s     wall time of ``estimate_tables_external()`` under that budget (first call)
+  peak MiB    tracemalloc peak of that call (blocks, merge buffers and the count tables)
+  runs        sorted runs spilled and merged; ``spill MiB`` the spill folder's peak size
+  identical   whether every key, probability and backoff equals the in-memory estimate
+
+Usage: ``python bench/ngram_bench.py [--data DIR] [--orders 5] [--repeat 3] [--memory 32M]``
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from lm.ngram import NgramModel, estimate
+from lm.ngram.estimate import estimate_tables, estimate_tables_external
+from lm.ngram.stage import parse_size
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CORPORA = {"PTB": "ptb", "WikiText-2": "wikitext-2"}
@@ -102,11 +112,29 @@ def _row(
     )
 
 
+def _spilled_row(name: str, train: np.ndarray, vocab_size: int, order: int, memory: int) -> str:
+    """Measure the out-of-core path under ``memory`` bytes against the in-memory tables."""
+    expected = estimate_tables(train, vocab_size, order)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = partial(estimate_tables_external, train, vocab_size, order, memory=memory,
+                      folder=Path(tmp) / "spill")
+        (seconds,), (tables, report) = _times(run, 1)
+        peak = _peak_mib(run)
+    same = all(np.array_equal(a, b) for a, b in zip(
+        expected.keys + expected.log10_probs + expected.log10_backoffs,
+        tables.keys + tables.log10_probs + tables.log10_backoffs, strict=True))
+    spill = report.spill_peak_bytes / 2**20
+    return (f"| {name} | {order} | {memory / 2**20:.0f} | {seconds:.2f} | {peak:.0f} "
+            f"| {report.runs} | {spill:.1f} | {'yes' if same else 'NO'} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--orders", type=int, nargs="+", default=[5])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--memory", type=parse_size, default=None,
+                        help="also time the out-of-core path under this budget, e.g. 32M")
     args = parser.parse_args()
 
     header = (
@@ -122,6 +150,20 @@ def main() -> None:
         train, test, vocab_size = _load(args.data / folder)
         for order in args.orders:
             print(_row(name, train, test, vocab_size, order, args.repeat))
+    if args.memory is not None:
+        _print_spilled(args)
+
+
+def _print_spilled(args: argparse.Namespace) -> None:
+    print()
+    header = "| corpus | order | budget MiB | build s | peak MiB | runs | spill MiB | identical |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for name, folder in CORPORA.items():
+        if (args.data / folder).is_dir():
+            train, _, vocab_size = _load(args.data / folder)
+            for order in args.orders:
+                print(_spilled_row(name, train, vocab_size, order, args.memory))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ from safetensors import SafetensorError
 from lm.artifacts import Artifact
 from lm.cli_common import err, out, print_table, state, store
 from lm.data.command import prepare
+from lm.diagnose import diagnose
 from lm.errors import LMError
 from lm.evaluation.command import compare, perplexity
-from lm.diagnose import diagnose
 from lm.generation.command import sample
 from lm.models.export_command import export
 from lm.ngram.command import ngram

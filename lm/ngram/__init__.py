@@ -5,11 +5,13 @@ whose numbers match the reference tool (KenLM ``lmplz``) without making KenLM a
 runtime dependency. Modules, with dependencies one way as in KenLM (estimation
 and query meet only in the shared tables)::
 
-    counting -> estimate --> tables <-- arpa <-- model
+    counting/external -> estimate --> tables <-- arpa <-- model
 
 * ``tables``    - ``NgramTables``: keys, log10 probs and backoffs, save/load;
   the sentence-start and key-lookup conventions both sides share;
 * ``counting``  - n-gram counting and lmplz's adjusted counts (numpy sorts);
+* ``external``  - the same counts out of core, in blocks under a memory budget (lmplz ``-S``),
+  with ``spill`` (disk columns, the k-way merge of sorted runs);
 * ``estimate``  - discounts, interpolation and ``estimate_tables()``;
 * ``model``     - ``NgramModel``: the tables plus scoring and next-token distributions;
 * ``arpa``      - ARPA export/import of tables and the ARPA spelling of tokens;

@@ -98,33 +98,61 @@ def _token_names(id_to_token: list[str], vocab_size: int, eos_id: int) -> list[s
     return names
 
 
-def write_arpa(model: NgramTables, path: Path, id_to_token: list[str]) -> None:
-    """Write ``model``'s tables as an ARPA file at ``path``."""
-    base = model.vocab_size + 1
+class _NgramWords:
+    """The space-joined words of k-grams, built by contiguous ranges from their prefixes'.
+
+    Keys are sorted by prefix, so a range of k-grams has a range of prefixes; the last range
+    of each order is kept, and consecutive ranges share at most one prefix, so the writer
+    holds a few ranges of strings instead of every n-gram of two orders.
+    """
+
+    def __init__(self, model: NgramTables, names: list[str]) -> None:
+        self.keys, self.base, self.names = model.keys, model.vocab_size + 1, names
+        self.cache: dict[int, tuple[int, list[str]]] = {}
+
+    def get(self, k: int, lo: int, hi: int) -> list[str]:
+        """Words of the k-grams ``lo..hi-1``."""
+        if k == 1:
+            return self.names[lo:hi]
+        start, strings = self.cache.get(k, (lo, []))
+        reuse = start <= lo <= start + len(strings)
+        kept = strings[lo - start:hi - start] if reuse else []
+        done = lo + len(kept)
+        words = kept + (self._build(k, done, hi) if hi > done else [])
+        self.cache[k] = (lo, words)
+        return words
+
+    def _build(self, k: int, lo: int, hi: int) -> list[str]:
+        parent, word = np.divmod(self.keys[k - 2][lo:hi], self.base)
+        first = int(parent[0])
+        prefixes = self.get(k - 1, first, int(parent[-1]) + 1)
+        names = self.names
+        return [f"{prefixes[p]} {names[w]}"
+                for p, w in zip((parent - first).tolist(), word.tolist(), strict=True)]
+
+
+def write_arpa(model: NgramTables, path: Path, id_to_token: list[str],
+               chunk: int = 1 << 18) -> None:
+    """Write ``model``'s tables as an ARPA file at ``path``, ``chunk`` n-grams at a time."""
     names = _token_names(id_to_token, model.vocab_size, model.eos_id)
     counts = model.num_ngrams
+    words = _NgramWords(model, names)
     with open(path, "w", encoding="utf-8", newline="\n") as out:
         out.write("\\data\\\n")
         for k, n in enumerate(counts, start=1):
             out.write(f"ngram {k}={n}\n")
-        strings: list[str] = names
         for k in range(1, model.order + 1):
-            if k > 1:
-                keys = model.keys[k - 2]
-                parent = (keys // base).tolist()
-                word = (keys % base).tolist()
-                strings = [f"{strings[p]} {names[w]}" for p, w in zip(parent, word, strict=True)]
-            probs = _float_strings(model.log10_probs[k - 1])
             out.write(f"\n\\{k}-grams:\n")
-            if k < model.order:
-                backoffs = _float_strings(model.log10_backoffs[k - 1])
-                lines = [
-                    f"{p}\t{s}\t{b}\n" for p, s, b in zip(probs, strings, backoffs, strict=True)
-                ]
-            else:
-                lines = [f"{p}\t{s}\n" for p, s in zip(probs, strings, strict=True)]
-            out.writelines(lines)
-            del lines
+            for lo in range(0, counts[k - 1], chunk):
+                hi = min(lo + chunk, counts[k - 1])
+                strings = words.get(k, lo, hi)
+                probs = _float_strings(model.log10_probs[k - 1][lo:hi])
+                if k < model.order:
+                    backoffs = _float_strings(model.log10_backoffs[k - 1][lo:hi])
+                    out.writelines(f"{p}\t{s}\t{b}\n"
+                                   for p, s, b in zip(probs, strings, backoffs, strict=True))
+                else:
+                    out.writelines(f"{p}\t{s}\n" for p, s in zip(probs, strings, strict=True))
         out.write("\n\\end\\\n")
 
 

@@ -17,7 +17,7 @@ def ngram(
     config: NgramConfig,
 ) -> None:
     """An interpolated modified Kneser-Ney n-gram model on the dataset's tokens."""
-    from lm.ngram.stage import build_ngram
+    from lm.ngram.stage import build_ngram, resources_line
 
     s = store()
     data = s.resolve(dataset, "dataset")
@@ -30,3 +30,5 @@ def ngram(
     for split in ("valid", "test"):
         if f"{split}_perplexity" in m:
             out.print(f"{split} perplexity {m[f'{split}_perplexity']:.3f}")
+    if "counting" in m:
+        out.print(resources_line(m))

@@ -160,10 +160,9 @@ def count_ngrams(ids: np.ndarray, vocab_size: int, order: int, eos_id: int) -> N
             raise OverflowError(f"{k}-gram keys overflow int64 ({n_prev} contexts x {base})")
         if pos.size == 0:
             empty = np.empty(0, dtype=np.int64)
-            keys.append(empty)
+            for table in (keys, raw, suffix):
+                table.append(empty)
             last_index.append(-1)
-            raw.append(empty)
-            suffix.append(empty)
             starts_with_bos.append(np.empty(0, dtype=bool))
             prev_gid = np.full(ext.size, -1, dtype=np.int64)
             continue
@@ -180,6 +179,23 @@ def count_ngrams(ids: np.ndarray, vocab_size: int, order: int, eos_id: int) -> N
         starts_with_bos.append(depth[representative] == k - 1)
         prev_gid = gid
 
+    adjusted, count_stats = adjust_counts(order, bos, keys, raw, suffix, starts_with_bos,
+                                          last_orders, last_index)
+    return NgramCounts(order=order, vocab_size=vocab_size, keys=keys, suffix=suffix,
+                       adjusted=adjusted, count_stats=count_stats)
+
+
+def adjust_counts(
+    order: int, bos: int, keys: list[np.ndarray], raw: list[np.ndarray],
+    suffix: list[np.ndarray], starts_with_bos: list[np.ndarray],
+    last_orders: int, last_index: list[int],
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Adjusted counts and lmplz's counts-of-counts from raw counts and suffix links.
+
+    Shared by the in-memory and the out-of-core counting, which differ only in how they
+    find the distinct n-grams. ``last_index[k - 1]`` is the index of lmplz's last n-gram
+    among the k-grams (-1: none); it is tallied raw at orders ``1..last_orders``.
+    """
     adjusted: list[np.ndarray] = []
     count_stats: list[np.ndarray] = []
     for k in range(1, order + 1):
@@ -196,12 +212,4 @@ def count_ngrams(ids: np.ndarray, vocab_size: int, order: int, eos_id: int) -> N
         if k <= last_orders and last_index[k - 1] >= 0:
             tally[last_index[k - 1]] = raw[k - 1][last_index[k - 1]]
         count_stats.append(np.bincount(np.minimum(tally, 5), minlength=6)[:5])
-    return NgramCounts(
-        order=order,
-        vocab_size=vocab_size,
-        keys=keys,
-        suffix=suffix,
-        adjusted=adjusted,
-        count_stats=count_stats,
-    )
-
+    return adjusted, count_stats

@@ -42,10 +42,13 @@ precision, at the price of distributions summing to slightly less than 1.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .counting import NgramCounts, count_ngrams
 from .errors import NgramError, validate_ids
+from .external import CountingReport, count_ngrams_external
 from .tables import Discounts, NgramTables
 
 FALLBACK_DISCOUNTS: Discounts = (0.5, 1.0, 1.5)  # lmplz --discount_fallback defaults
@@ -135,6 +138,51 @@ def interpolate(
     return log10_probs, log10_backoffs
 
 
+def _check_order(order: object) -> int:
+    if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:
+        raise NgramError(f"order must be an integer >= 1 (got {order!r}); pass order=1 or more")
+    return int(order)
+
+
+def _check_arguments(discount_fallback: Discounts | None, vocab_pad: object) -> None:
+    """The checks both estimation paths make after the order and the data."""
+    if discount_fallback is not None and (
+        len(discount_fallback) != 3
+        or not all(0.0 <= float(d) <= j for j, d in enumerate(discount_fallback, start=1))
+    ):
+        raise NgramError(
+            "discount_fallback must be (D1, D2, D3+) with 0 <= Dj <= j, "
+            f"got {discount_fallback!r}; "
+            "pass e.g. (0.5, 1.0, 1.5)"
+        )
+    if not isinstance(vocab_pad, (int, np.integer)) or vocab_pad < 0:
+        raise NgramError(f"vocab_pad must be an integer >= 0, got {vocab_pad!r}; pass 0 for none")
+
+
+def _tables(counts: NgramCounts, eos_id: int, discount_fallback: Discounts | None,
+            vocab_pad: int) -> NgramTables:
+    """Discounts and interpolation of counted n-grams, as ``NgramTables``."""
+    discounts: list[Discounts] = []
+    fallback_orders: list[int] = []
+    for k in range(1, counts.order + 1):
+        d, used = compute_discounts(counts.count_stats[k - 1], discount_fallback, k)
+        discounts.append(d)
+        if used:
+            fallback_orders.append(k)
+    vocab_size = counts.vocab_size
+    log10_probs, log10_backoffs = interpolate(counts, discounts, max(vocab_pad, vocab_size))
+    return NgramTables(
+        order=counts.order,
+        vocab_size=vocab_size,
+        eos_id=eos_id,
+        keys=counts.keys[1:],
+        log10_probs=log10_probs,
+        log10_backoffs=log10_backoffs,
+        discounts=tuple(discounts),
+        fallback_orders=tuple(fallback_orders),
+    )
+
+
 def estimate_tables(
     train_ids: np.ndarray,
     vocab_size: int,
@@ -154,41 +202,41 @@ def estimate_tables(
     (0 = uniform over exactly ``vocab_size`` ids).
     """
     ids = validate_ids(train_ids, vocab_size, eos_id)
-    if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:
-        raise NgramError(f"order must be an integer >= 1 (got {order!r}); pass order=1 or more")
-    order = int(order)
+    order = _check_order(order)
     if ids.size == 0:
         raise NgramError("training data is empty; pass a non-empty array of token ids")
+    _check_arguments(discount_fallback, vocab_pad)
     if ids[-1] != eos_id:
         ids = np.append(ids, eos_id)
-    if discount_fallback is not None and (
-        len(discount_fallback) != 3
-        or not all(0.0 <= float(d) <= j for j, d in enumerate(discount_fallback, start=1))
-    ):
-        raise NgramError(
-            "discount_fallback must be (D1, D2, D3+) with 0 <= Dj <= j, "
-            f"got {discount_fallback!r}; "
-            "pass e.g. (0.5, 1.0, 1.5)"
-        )
-    if not isinstance(vocab_pad, (int, np.integer)) or vocab_pad < 0:
-        raise NgramError(f"vocab_pad must be an integer >= 0, got {vocab_pad!r}; pass 0 for none")
-
     counts = count_ngrams(ids, vocab_size, order, eos_id)
-    discounts: list[Discounts] = []
-    fallback_orders: list[int] = []
-    for k in range(1, order + 1):
-        d, used = compute_discounts(counts.count_stats[k - 1], discount_fallback, k)
-        discounts.append(d)
-        if used:
-            fallback_orders.append(k)
-    log10_probs, log10_backoffs = interpolate(counts, discounts, max(vocab_pad, vocab_size))
-    return NgramTables(
-        order=order,
-        vocab_size=vocab_size,
-        eos_id=eos_id,
-        keys=counts.keys[1:],
-        log10_probs=log10_probs,
-        log10_backoffs=log10_backoffs,
-        discounts=tuple(discounts),
-        fallback_orders=tuple(fallback_orders),
-    )
+    return _tables(counts, eos_id, discount_fallback, vocab_pad)
+
+
+def estimate_tables_external(
+    train_ids: np.ndarray,
+    vocab_size: int,
+    order: int,
+    eos_id: int = 1,
+    discount_fallback: Discounts | None = FALLBACK_DISCOUNTS,
+    *,
+    vocab_pad: int = 0,
+    memory: int,
+    folder: Path,
+) -> tuple[NgramTables, CountingReport]:
+    """``estimate_tables`` counting out of core: blocks under ``memory`` bytes, runs spilled
+    to ``folder`` (created, then removed) and merged. The same tables, bit for bit.
+
+    ``train_ids`` may be a memory-mapped split: it is read block by block, never whole.
+    """
+    if np.ndim(train_ids) != 1:
+        validate_ids(train_ids, vocab_size, eos_id)  # raises the shape message
+    validate_ids(np.empty(0, dtype=np.int64), vocab_size, eos_id)  # the vocabulary and eos
+    order = _check_order(order)
+    if np.shape(train_ids)[0] == 0:
+        raise NgramError("training data is empty; pass a non-empty array of token ids")
+    _check_arguments(discount_fallback, vocab_pad)
+    if not isinstance(memory, (int, np.integer)) or memory < 1:
+        raise NgramError(f"memory must be a number of bytes >= 1, got {memory!r}; pass e.g. 2**31")
+    counts, report = count_ngrams_external(train_ids, vocab_size, order, eos_id, int(memory),
+                                           Path(folder))
+    return _tables(counts, eos_id, discount_fallback, vocab_pad), report

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lm.ngram import NgramError, NgramModel, estimate
+from lm.ngram import NgramError, NgramModel, arpa, estimate
 
 TOKENS = ["<unk>", "<eos>", "the", "cat", "sat", "mat", "on", "never"]  # "never" unseen
 TOKEN_TO_ID = {t: i for i, t in enumerate(TOKENS)}
@@ -97,3 +97,22 @@ def test_malformed_arpa(tmp_path: Path) -> None:
     path.write_text("hello\n")
     with pytest.raises(NgramError, match="ARPA"):
         NgramModel.from_arpa(path, {"<unk>": 0, "<eos>": 1})
+
+
+def test_arpa_written_in_chunks_is_the_same_file(tmp_path: Path) -> None:
+    """The writer builds n-gram words a chunk at a time from their prefixes' chunk; any chunk
+    size gives the file written in one piece, whose n-gram lines are checked word by word."""
+    model = estimate(TRAIN, len(TOKENS), 4)
+    model.write_arpa(tmp_path / "whole.arpa", TOKENS)
+    whole = (tmp_path / "whole.arpa").read_text("utf-8")
+    for chunk in (1, 2, 3, 5):
+        arpa.write_arpa(model, tmp_path / "c.arpa", TOKENS, chunk=chunk)
+        assert (tmp_path / "c.arpa").read_text("utf-8") == whole
+    base = len(TOKENS) + 1
+    names = ["<unk>", "</s>", *TOKENS[2:], "<s>"]
+    words = [[(w,) for w in range(base)]]
+    for keys in model.keys:
+        words.append([words[-1][key // base] + (key % base,) for key in keys.tolist()])
+    expected = [" ".join(names[w] for w in gram) for grams in words for gram in grams]
+    written = [line.split("\t")[1] for line in whole.splitlines() if line.count("\t") >= 1]
+    assert written == expected
