@@ -21,7 +21,6 @@ from lm.settings import declared
 SERVER_SIDE = frozenset({"device"})  # chosen when the server starts, not per request
 SHORT_TEXTS = frozenset({"form", "acrostic"})  # each line they ask for costs a whole line
 SHORT_LIMIT = 64
-SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
 MODEL_HELP = "Which served artifact: its reference or name (default: the first served)."
 
 
@@ -34,8 +33,6 @@ def _bounds(f: Field, kind: Any, limits: ServeConfig) -> dict[str, Any]:
             "beam": limits.limit_beam}
     if f.name in caps:
         bounds["le"] = caps[f.name]
-    if f.name == "seed":
-        bounds["ge"], bounds["le"] = SEED_RANGE
     if kind in (float, float | None):
         bounds["allow_inf_nan"] = False
     if kind in (str, str | None) or f.metadata.get("parse"):
