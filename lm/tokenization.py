@@ -7,9 +7,12 @@ token stream the models were trained on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 
+import numpy as np
 from tokenizers import (
     AddedToken,
     Regex,
@@ -98,6 +101,89 @@ def load_tokenizer(path: Path) -> Tokenizer:
 def encode_documents(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
     """Token ids of each document, each closed by <eos> (batch-encoded in Rust)."""
     return [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=True)]
+
+
+_SENTENCE_END = re.compile(r"[.!?。！？…]")
+_WHITESPACE = re.compile(r"\s")
+# Characters encoded by one ``encode_batch`` call at most: its Encodings (about 100 bytes a
+# token) are the largest thing alive while a corpus is encoded.
+ENCODE_GROUP_CHARS = 1 << 18
+
+
+def _last(pattern: re.Pattern[str], text: str, start: int, end: int) -> int | None:
+    """Index of the last match of ``pattern`` in ``text[start:end]``, or None."""
+    found = None
+    for match in pattern.finditer(text, start, end):
+        found = match.start()
+    return found
+
+
+def cut_pieces(text: str, limit: int) -> Iterator[str]:
+    """``text`` in pieces of at most ``limit`` characters that join back to ``text``.
+
+    A cut goes before a whitespace character, so every level tokenizes the pieces exactly as
+    the whole (word level splits on whitespace; BPE's Metaspace prepends no second ``▁`` to a
+    piece that starts with one; char level isolates every character). Only a stretch of
+    ``limit`` characters without whitespace is cut after its last sentence end, or else at the
+    limit; at word and BPE level that one cut splits a "word" of that length.
+    """
+    start, n = 0, len(text)
+    while n - start > limit:
+        end = start + limit
+        cut = text.rfind(" ", start + 1, end + 1)
+        if cut < 0:
+            found = _last(_WHITESPACE, text, start + 1, end + 1)
+            cut = -1 if found is None else found
+        if cut < 0:
+            found = _last(_SENTENCE_END, text, start, end)
+            cut = found + 1 if found is not None else end
+        yield text[start:cut]
+        start = cut
+    yield text[start:]
+
+
+def encode_flat(tokenizer: Tokenizer, texts: list[str], limit: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of documents as one flat uint32 array (each closed by <eos>) and their lengths.
+
+    Documents longer than ``limit`` characters are encoded piece by piece (:func:`cut_pieces`)
+    and at most :data:`ENCODE_GROUP_CHARS` characters at a time, so a single huge document
+    needs memory for one group, not for all its tokens' Encodings at once.
+    """
+    parts: list[list[int]] = []
+    lengths = np.zeros(len(texts), dtype=np.int64)
+    group: list[str] = []
+    owners: list[int] = []  # the piece's document, or ~document for its last piece
+    size = 0
+    for index, text in enumerate(texts):
+        pieces = list(cut_pieces(text, limit)) if len(text) > limit else [text]
+        for number, piece in enumerate(pieces):
+            group.append(piece)
+            owners.append(~index if number == len(pieces) - 1 else index)
+            size += len(piece)
+            if size >= ENCODE_GROUP_CHARS:
+                _encode_group(tokenizer, group, owners, parts, lengths)
+                size = 0
+    _encode_group(tokenizer, group, owners, parts, lengths)
+    flat = np.fromiter(chain.from_iterable(parts), dtype=np.uint32, count=int(lengths.sum()))
+    return flat, lengths
+
+
+def _encode_group(tokenizer: Tokenizer, group: list[str], owners: list[int],
+                  parts: list[list[int]], lengths: np.ndarray) -> None:
+    """Encode the pieces in ``group`` into ``parts``, <eos> after each document's last; empty
+    the group."""
+    # encode_batch_fast (tokenizers ≥ 0.20) skips the offsets, which are not needed here
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+    for owner, encoding in zip(owners, encode(group, add_special_tokens=False), strict=True):
+        parts.append(encoding.ids)
+        if owner < 0:
+            parts.append([EOS_ID])
+            lengths[~owner] += len(encoding.ids) + 1
+        else:
+            lengths[owner] += len(encoding.ids)
+    group.clear()
+    owners.clear()
 
 
 def encode_text(tokenizer: Tokenizer, text: str) -> list[int]:

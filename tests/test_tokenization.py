@@ -1,8 +1,14 @@
+import numpy as np
+import pytest
+
+from lm import tokenization
 from lm.tokenization import (
     EOS_ID,
     UNK_ID,
+    cut_pieces,
     decode,
     encode_documents,
+    encode_flat,
     encode_text,
     load_tokenizer,
     train_tokenizer,
@@ -45,3 +51,31 @@ def test_word_decode_joins_with_spaces():
     tok = train_tokenizer(["the cat sat"], "word")
     (ids,) = encode_documents(tok, ["the cat sat"])
     assert decode(tok, ids[:-1], "word") == "the cat sat"
+
+
+def test_cut_pieces_join_back_and_cut_before_whitespace():
+    text = "one two  three\tfour five six seven eight nine ten " * 20
+    pieces = list(cut_pieces(text, 37))
+    assert "".join(pieces) == text
+    assert all(0 < len(p) <= 37 for p in pieces)
+    assert all(p[0].isspace() for p in pieces[1:])  # every cut is before a whitespace
+    # no whitespace: after the last sentence end within the limit, else at the limit
+    poem = "春眠不觉晓。处处闻啼鸟。夜来风雨声"
+    assert list(cut_pieces(poem, 9)) == ["春眠不觉晓。", "处处闻啼鸟。", "夜来风雨声"]
+    assert list(cut_pieces("abcdefghij", 4)) == ["abcd", "efgh", "ij"]
+    assert list(cut_pieces("short", 10)) == ["short"]
+
+
+@pytest.mark.parametrize("level", ["char", "word", "bpe"])
+def test_documents_encoded_in_pieces_give_the_whole_documents_tokens(level, monkeypatch):
+    """A long document is encoded piece by piece, a few pieces per call, with the same ids."""
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away", "tiger"]
+    rng = np.random.default_rng(4)
+    docs = [" ".join(words[i] for i in rng.integers(0, len(words), n)) + "  end  "
+            for n in (3, 400, 1, 250)] + ["", "   "]
+    tok = train_tokenizer(docs, level, vocab_size=40 if level == "bpe" else None)
+    expected = encode_documents(tok, docs)
+    monkeypatch.setattr(tokenization, "ENCODE_GROUP_CHARS", 100)
+    flat, lengths = encode_flat(tok, docs, limit=64)
+    assert lengths.tolist() == [len(ids) for ids in expected]
+    assert flat.dtype == np.uint32 and flat.tolist() == [i for ids in expected for i in ids]

@@ -4,12 +4,24 @@ The artifact holds ``tokenizer.json`` and one ``SPLIT.npy`` per split: a flat ar
 ids (uint16 when the vocabulary fits) in which every document is followed by ``<eos>``. Arrays
 load memory-mapped and without pickle. The manifest's metrics give, per split, the documents,
 tokens, characters and the <unk> rate.
+
+It streams: documents are read in batches from ``datasets``' memory-mapped Arrow tables, the
+tokenizer learns from an iterator over them, and each split is encoded in batches
+(``Dataset.map``, ``--num-proc`` processes) into an Arrow file of ids and then copied, batch by
+batch, into its ``.npy`` array, opened memory-mapped at its final size. No step holds the
+corpus, or a split, in Python objects or in one array in memory; a document longer than
+``--cut-chars`` is tokenized in pieces (see :func:`lm.tokenization.cut_pieces`).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,10 +31,21 @@ from lm.data.local import DOC_SEPS, SPLITS
 from lm.data.sources import load_source, source_identity
 from lm.errors import LMError
 from lm.settings import check_settings, comma_floats, setting
-from lm.tokenization import LEVELS, UNK_ID, encode_documents, train_tokenizer
+from lm.tokenization import LEVELS, UNK_ID, cut_pieces, encode_flat, train_tokenizer
 
 if TYPE_CHECKING:
     import datasets
+    import pyarrow as pa
+    from tokenizers import Tokenizer
+
+# Documents per batch read from Arrow, fed to the tokenizer trainer and encoded.
+BATCH_DOCS = 1000
+# Splits with fewer documents are encoded in this process whatever --num-proc says.
+PARALLEL_FROM_DOCS = 50_000
+# Characters per item handed to the tokenizer trainer, which buffers 256 items.
+TRAIN_ITEM_CHARS = 1 << 18
+# Bytes per record batch in the Arrow files written here (see _write_splits).
+WRITE_BATCH_BYTES = 16 << 20
 
 
 def _ratios(text: str) -> tuple[float, ...]:
@@ -56,7 +79,13 @@ class PrepareConfig:
                             "--no-shuffle cuts in order by characters.")
     seed: int = setting(0, "Seed for the document shuffle.")
     simplify: bool = setting(False, "Convert traditional to simplified Chinese (OpenCC).")
-    num_proc: int | None = setting(None, "Processes for datasets' map.", at_least=1)
+    num_proc: int | None = setting(None, "Processes that encode the splits (datasets' map); "
+                                   "a split of fewer than 50,000 documents is encoded in one.",
+                                   at_least=1)
+    cut_chars: int = setting(100_000, "Tokenize documents longer than this many characters "
+                             "in pieces, cut before a whitespace (else after a sentence end): "
+                             "memory stays bounded and the tokens are the same.",
+                             at_least=64, later=True)
 
     def check(self) -> None:
         check_settings(self)
@@ -75,57 +104,65 @@ def prepare(store: Store, config: PrepareConfig, name: str) -> tuple[Artifact, b
     import datasets
 
     config.check()
-    params: dict[str, Any] = {
-        k: v for k, v in vars(config).items() if k not in ("num_proc",)
-    }
+    params = _fingerprint_params(config)
     params["split_ratios"] = list(config.split_ratios)
     params["source_hash"] = source_identity(config.source)
     cached = store.find_cached("dataset", name, fingerprint("dataset", [], params))
     if cached is not None:
         return cached, True
 
-    splits = make_splits(load_source(config.source, config.doc_sep, config.text_field,
-                                     config.num_proc), config)
-    if config.simplify:
-        splits = datasets.DatasetDict(
-            {s: d.map(_to_simplified, batched=True, num_proc=config.num_proc)
-             for s, d in splits.items()}
-        )
+    with tempfile.TemporaryDirectory(prefix="lm-prepare-") as scratch:
+        splits = make_splits(load_source(config.source, config.doc_sep, config.text_field,
+                                         config.num_proc), config, Path(scratch))
+        if config.simplify:
+            splits = datasets.DatasetDict(
+                {s: d.map(_to_simplified, batched=True, num_proc=config.num_proc)
+                 for s, d in splits.items()}
+            )
+        return _tokenize_and_write(store, config, name, params, splits, Path(scratch)), False
+
+
+def _tokenize_and_write(store: Store, config: PrepareConfig, name: str, params: dict[str, Any],
+                        splits: datasets.DatasetDict, scratch: Path) -> Artifact:
+    """Train the tokenizer on the train split, then encode every split into the artifact."""
     train = splits["train"]
     if not _has_text(train):
         raise LMError("the train split holds no text: check the source and --text-field")
-
-    def batches():
-        for start in range(0, len(train), 1000):
-            yield train[start:start + 1000]["text"]
-
-    tokenizer = train_tokenizer(batches(), config.level, config.vocab_size, config.min_freq,
-                                length=len(train))
+    tokenizer = train_tokenizer(_training_items(train, config.cut_chars), config.level,
+                                config.vocab_size, config.min_freq)
     vocab_size = tokenizer.get_vocab_size()
     dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max else np.uint32
-
     with store.create("dataset", name, [], params) as pending:
         tokenizer.save(str(pending.path / "tokenizer.json"))
-        split_metrics = {}
-        for split, data in splits.items():
-            ids = _encode(data, tokenizer, dtype, config.num_proc)
-            np.save(pending.path / f"{split}.npy", ids, allow_pickle=False)
-            chars = _characters(data)
-            unk = int(np.count_nonzero(ids == UNK_ID))
-            split_metrics[split] = {
-                "documents": len(data),
-                "tokens": int(ids.size),
-                "characters": chars,
-                "unk": unk,
-                "unk_rate": unk / max(ids.size, 1),
-            }
+        split_metrics = {
+            split: write_split(data, tokenizer, dtype, pending.path / f"{split}.npy",
+                               config.num_proc, config.cut_chars, scratch)
+            for split, data in splits.items()
+        }
         pending.metrics = {"vocab_size": vocab_size, "splits": split_metrics}
         pending.extra["level"] = config.level
-    return store.resolve(pending.extra["ref"], "dataset"), False
+    return store.resolve(pending.extra["ref"], "dataset")
 
 
-def make_splits(loaded: datasets.DatasetDict, config: PrepareConfig) -> datasets.DatasetDict:
-    """Keep the source's own splits; otherwise divide documents by the seeded ratios."""
+def _fingerprint_params(config: PrepareConfig) -> dict[str, Any]:
+    """Every setting but ``--num-proc`` (it changes no token), and a ``later`` one only when
+    changed, so datasets made before it existed keep their fingerprints."""
+    params = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.name == "num_proc" or (f.metadata.get("later") and value == f.default):
+            continue
+        params[f.name] = value
+    return params
+
+
+def make_splits(loaded: datasets.DatasetDict, config: PrepareConfig,
+                scratch: Path) -> datasets.DatasetDict:
+    """Keep the source's own splits; otherwise divide documents by the seeded ratios.
+
+    Divided splits are written, in one sequential pass, to Arrow files in ``scratch``: each
+    holds its documents in source order, as ``select`` of the sorted indices would.
+    """
     import datasets
 
     if "all" not in loaded:
@@ -143,10 +180,8 @@ def make_splits(loaded: datasets.DatasetDict, config: PrepareConfig) -> datasets
         n_train = int(round(config.split_ratios[0] * n))
         n_valid = int(round(config.split_ratios[1] * n))
     else:  # in order, cut where the running character count crosses each ratio
-        import pyarrow.compute as pc
-
         order = np.arange(n)
-        lengths = pc.utf8_length(_texts(data)).to_numpy(zero_copy_only=False) + 1
+        lengths = _lengths(data) + 1
         cumulative = np.cumsum(lengths) / lengths.sum()
         n_train = int(np.searchsorted(cumulative, config.split_ratios[0] - 1e-12) + 1)
         n_valid = int(np.searchsorted(cumulative, sum(config.split_ratios[:2]) - 1e-12) + 1)
@@ -156,46 +191,215 @@ def make_splits(loaded: datasets.DatasetDict, config: PrepareConfig) -> datasets
         n_valid = 1
     bounds = {"train": (0, n_train), "valid": (n_train, n_train + n_valid),
               "test": (n_train + n_valid, n)}
-    return datasets.DatasetDict(
-        {s: data.select(np.sort(order[a:b]) if config.shuffle else order[a:b])
-         for s, (a, b) in bounds.items()}
-    )
+    _refuse_empty(bounds, config, n)
+    assign = np.empty(n, dtype=np.int8)  # each document's split, by its place in the source
+    for number, (a, b) in enumerate(bounds.values()):
+        assign[order[a:b]] = number
+    del order
+    return _write_splits(data, assign, scratch)
 
 
-def _texts(data: datasets.Dataset):
-    """The text column as Arrow, honouring a ``select``'s index mapping."""
-    return data.with_format("arrow")[:]["text"]
+def _write_splits(data: datasets.Dataset, assign: np.ndarray, scratch: Path
+                  ) -> datasets.DatasetDict:
+    """Route every document, reading the source once in order, to its split's Arrow file.
+
+    Each file is written in record batches of about ``WRITE_BATCH_BYTES``: ``datasets`` maps
+    a file and reads the header of every batch when it opens it, and each of those reads
+    makes the pages around it resident.
+    """
+    import datasets
+    import pyarrow as pa
+
+    schema = pa.schema([pa.field("text", pa.string())])
+    paths = {s: scratch / f"split-{s}.arrow" for s in SPLITS}
+    writers = {s: pa.ipc.new_stream(str(p), schema) for s, p in paths.items()}
+    pending: dict[str, list[pa.RecordBatch]] = {s: [] for s in SPLITS}
+    held = dict.fromkeys(SPLITS, 0)
+
+    def flush(split: str) -> None:
+        table = pa.Table.from_batches(pending[split], schema=schema).combine_chunks()
+        for batch in table.to_batches():
+            writers[split].write_batch(batch)
+        pending[split], held[split] = [], 0
+
+    start = 0
+    for batch in _record_batches(data):
+        here = assign[start:start + batch.num_rows]
+        texts = pa.record_batch([batch.column("text").cast(pa.string())], schema=schema)
+        for number, split in enumerate(SPLITS):
+            pending[split].append(texts.filter(pa.array(here == number)))
+            held[split] += pending[split][-1].nbytes
+            if held[split] >= WRITE_BATCH_BYTES:
+                flush(split)
+        start += batch.num_rows
+    for split, writer in writers.items():
+        flush(split)
+        writer.close()
+    return datasets.DatasetDict({s: datasets.Dataset.from_file(str(p)) for s, p in paths.items()})
 
 
-def _characters(data: datasets.Dataset) -> int:
-    """Characters of the text plus one per document, the newline its <eos> stands for."""
+def _refuse_empty(bounds: dict[str, tuple[int, int]], config: PrepareConfig, n: int) -> None:
+    """A split the ratios ask for must get a document: training would silently validate on
+    its own text, and the test perplexity would not exist."""
+    for share, (split, (a, b)) in zip(config.split_ratios, bounds.items(), strict=True):
+        if share > 0 and a == b:
+            ratios = ",".join(f"{r:g}" for r in config.split_ratios)
+            raise LMError(
+                f"the source holds {n:,} document(s), too few for --split-ratios {ratios}: "
+                f"the {split} split would be empty; cut it into more documents (--doc-sep "
+                "line or blank), pass a folder with train.txt, valid.txt and test.txt, or "
+                "--split-ratios 1,0,0 to keep it all for training"
+            )
+
+
+def _record_batches(data: datasets.Dataset) -> Iterator[pa.RecordBatch]:
+    """The dataset's rows in order, at most ``BATCH_DOCS`` at a time, without mapping its files.
+
+    A dataset that is exactly its Arrow files (as loaded, or as written by ``map`` or
+    :func:`_write_splits`) is read from them as streams: a memory-mapped read would keep every
+    page it touched resident, so the process would grow by the corpus's size. Any other (in
+    memory, or a selection of rows) is read through ``datasets``.
+    """
+    import pyarrow as pa
+
+    files = _plain_files(data)
+    if files is None:
+        batches = (b for t in data.with_format("arrow").iter(batch_size=BATCH_DOCS)
+                   for b in t.to_batches())
+    else:
+        batches = (b for name in files for b in pa.ipc.open_stream(pa.OSFile(name)))
+    for batch in batches:
+        for start in range(0, batch.num_rows, BATCH_DOCS):
+            yield batch.slice(start, BATCH_DOCS)
+
+
+def _plain_files(data: datasets.Dataset) -> list[str] | None:
+    """The Arrow files that hold exactly ``data``'s rows and columns, in order, or None."""
+    import pyarrow as pa
+
+    files = [f["filename"] for f in data.cache_files]
+    if not files or data._indices is not None:  # no files, or a selection of their rows
+        return None
+    for name in files:
+        with pa.OSFile(name) as source:
+            if pa.ipc.open_stream(source).schema.names != data.column_names:
+                return None  # columns renamed or dropped since
+    return files
+
+
+def _arrow_batches(data: datasets.Dataset) -> Iterator[pa.Array]:
+    """The text column, a batch of documents at a time."""
+    for batch in _record_batches(data):
+        yield batch.column(batch.schema.get_field_index("text"))
+
+
+def _lengths(data: datasets.Dataset) -> np.ndarray:
+    """Characters of every document, read a batch at a time."""
     import pyarrow.compute as pc
 
-    if len(data) == 0:
-        return 0
-    return int(pc.sum(pc.utf8_length(_texts(data))).as_py() or 0) + len(data)
+    parts = [pc.utf8_length(t).to_numpy(zero_copy_only=False) for t in _arrow_batches(data)]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _has_text(data: datasets.Dataset) -> bool:
+    """Whether some document holds more than whitespace (stops at the first that does)."""
     import pyarrow.compute as pc
 
-    lengths = pc.utf8_length(pc.utf8_trim_whitespace(_texts(data)))
-    return bool(len(data)) and (pc.max(lengths).as_py() or 0) > 0
+    for texts in _arrow_batches(data):
+        lengths = pc.utf8_length(pc.utf8_trim_whitespace(texts))
+        if (pc.max(lengths).as_py() or 0) > 0:
+            return True
+    return False
 
 
-def _encode(data: datasets.Dataset, tokenizer, dtype, num_proc: int | None) -> np.ndarray:
-    """Batch-encode a split with datasets' map and flatten to one array (no Python loops)."""
+def _training_items(data: datasets.Dataset, cut_chars: int) -> Iterator[list[str]]:
+    """Lists of training text for the tokenizer trainer, long documents cut into pieces.
+
+    Each list holds at most about ``TRAIN_ITEM_CHARS`` characters (or one piece), since the
+    trainer reads 256 of them ahead.
+    """
+    item: list[str] = []
+    size = 0
+    for texts in _arrow_batches(data):
+        for text in texts.to_pylist():
+            for piece in cut_pieces(text, cut_chars) if len(text) > cut_chars else (text,):
+                if item and size + len(piece) > TRAIN_ITEM_CHARS:
+                    yield item
+                    item, size = [], 0
+                item.append(piece)
+                size += len(piece)
+    if item:
+        yield item
+
+
+def _encode_batch(batch: pa.Table, tokenizer: Tokenizer, cut_chars: int) -> pa.Table:
+    """``Dataset.map``'s function: documents → their ids (list<uint32>) and character counts."""
+    import pyarrow as pa
+
+    texts = batch.column("text").to_pylist()
+    flat, lengths = encode_flat(tokenizer, texts, cut_chars)
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    ids = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat))
+    return pa.table({"ids": ids, "chars": pa.array([len(t) for t in texts], pa.int64())})
+
+
+def write_split(data: datasets.Dataset, tokenizer: Tokenizer, dtype: type, path: Path,
+                num_proc: int | None, cut_chars: int, scratch: Path) -> dict[str, Any]:
+    """Encode a split into ``path`` (.npy) and give its metrics.
+
+    The ids are appended to a raw file a batch at a time; the .npy is its header and then
+    those bytes, once the number of tokens is known.
+    """
+    raw = scratch / f"{path.stem}.ids"
+    tokens = chars = unk = 0
+    with open(raw, "wb") as out:
+        for flat, characters in _encoded_batches(data, tokenizer, cut_chars, num_proc, scratch):
+            out.write(flat.astype(dtype, copy=False).tobytes())
+            tokens += flat.size
+            chars += characters
+            unk += int(np.count_nonzero(flat == UNK_ID))
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+              "shape": (tokens,)}
+    with open(path, "wb") as out, open(raw, "rb") as source:
+        np.lib.format.write_array_header_1_0(out, header)  # as np.save writes it
+        shutil.copyfileobj(source, out, 1 << 24)
+    raw.unlink()
+    return _metrics(len(data), tokens, chars + len(data), unk)
+
+
+def _encoded_batches(data: datasets.Dataset, tokenizer: Tokenizer, cut_chars: int,
+                     num_proc: int | None, scratch: Path) -> Iterator[tuple[np.ndarray, int]]:
+    """(flat ids, characters) of each batch of documents, in order.
+
+    With ``--num-proc`` (and enough documents) ``Dataset.map`` encodes the shards in parallel
+    into Arrow files, read back in order; otherwise batches are encoded here as they are read.
+    """
     import pyarrow.compute as pc
 
-    if len(data) == 0:
-        return np.zeros(0, dtype=dtype)
-    proc = num_proc if num_proc and len(data) > 50_000 else None
-    encoded = data.map(
-        lambda batch: {"ids": encode_documents(tokenizer, batch["text"])},
-        batched=True, batch_size=2000, remove_columns=data.column_names, num_proc=proc,
-    )
-    flat = pc.list_flatten(encoded.data.column("ids"))
-    return np.asarray(flat.to_numpy(zero_copy_only=False), dtype=dtype)
+    if num_proc and len(data) >= PARALLEL_FROM_DOCS:
+        encoded = data.with_format("arrow").map(
+            _encode_batch, fn_kwargs={"tokenizer": tokenizer, "cut_chars": cut_chars},
+            batched=True, batch_size=BATCH_DOCS, writer_batch_size=64 * BATCH_DOCS,
+            remove_columns=data.column_names, num_proc=num_proc,
+            cache_file_name=str(scratch / f"ids-{uuid.uuid4().hex}.arrow"),
+            new_fingerprint=uuid.uuid4().hex,
+        )
+        for batch in _record_batches(encoded):
+            flat = pc.list_flatten(batch.column("ids")).to_numpy(zero_copy_only=False)
+            yield flat, int(pc.sum(batch.column("chars")).as_py() or 0)
+        return
+    for texts in _arrow_batches(data):
+        strings = texts.to_pylist()
+        flat, _ = encode_flat(tokenizer, strings, cut_chars)
+        yield flat, sum(map(len, strings))
+
+
+def _metrics(documents: int, tokens: int, chars: int, unk: int) -> dict[str, Any]:
+    """A split's metrics; ``characters`` count one per document for the newline <eos> stands
+    for."""
+    return {"documents": documents, "tokens": tokens, "characters": chars, "unk": unk,
+            "unk_rate": unk / max(tokens, 1)}
 
 
 def _to_simplified(batch: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -3,6 +3,10 @@
 ``batchify`` cuts the stream into rows, ``Schedule`` says where each step reads, ``Feeder``
 puts each window on the device.
 
+The split is never loaded into host memory: ``batchify`` gives a view of the memory-mapped
+array, and the feeder copies one window (``batch_size × (bptt + 1)`` tokens) at a time out of
+it, or, on a GPU where the stream fits, uploads it once in bounded column blocks.
+
 The stream is cut into ``batch_size`` contiguous rows; step ``i`` of an epoch reads the
 window ``[i*bptt, (i+1)*bptt)`` of every row and predicts it shifted by one. Because a batch
 is a pure function of the step number, a resumed run sees exactly the batches it would have.
@@ -19,16 +23,26 @@ from lm.errors import LMError
 DEVICE_RESIDENT_BYTES = 2 << 30
 
 
-def batchify(ids: np.ndarray, batch_size: int) -> torch.Tensor:
-    """[batch_size, N] rows of consecutive tokens; the tail that does not fill a row is dropped."""
+def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
+    """[batch_size, N] rows of consecutive tokens; the tail that does not fill a row is dropped.
+
+    A view, not a copy: a memory-mapped split stays on disk, in its own dtype, until a window
+    of it is read.
+    """
     columns = len(ids) // batch_size
     if columns < 2:
         raise LMError(
             f"{len(ids)} tokens are too few for --batch-size {batch_size}: "
             "lower --batch-size or use more data"
         )
-    data = np.asarray(ids[: columns * batch_size], dtype=np.int64)
-    return torch.from_numpy(data.reshape(batch_size, columns))
+    return ids[: columns * batch_size].reshape(batch_size, columns)
+
+
+def window_tensor(rows: np.ndarray | torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Columns ``[start, stop)`` of every row as a new int64 tensor on the host (a copy)."""
+    if isinstance(rows, torch.Tensor):
+        return rows[:, start:stop].to(torch.int64, copy=True)
+    return torch.from_numpy(np.array(rows[:, start:stop], dtype=np.int64))
 
 
 class Schedule:
@@ -96,25 +110,29 @@ class Schedule:
 
 
 class Feeder:
-    """Training windows on the device.
+    """Training windows on the device, read from the (memory-mapped) rows.
 
-    A stream that fits (every usual corpus) is moved to the device once, and a window is a
-    view: no copy per step. A larger one stays in host memory, pinned when the device is a
-    GPU, and the next window is copied ahead asynchronously while this one computes.
+    On a GPU a stream that fits (every usual corpus) is uploaded once, in blocks of columns,
+    and a window is a view: no copy per step. Otherwise (a CPU, or a larger stream) each
+    window is copied out of the rows, the next one ahead (on a GPU from pinned memory,
+    asynchronously, while this one computes). Either way the host never holds more of the
+    split than one block or two windows.
     """
 
-    def __init__(self, rows: torch.Tensor, device: torch.device,
+    def __init__(self, rows: np.ndarray | torch.Tensor, device: torch.device,
                  resident_bytes: int = DEVICE_RESIDENT_BYTES) -> None:
-        self.device = device
-        self.resident = device.type == "cpu" or rows.numel() * 8 <= resident_bytes
+        self.device, self.rows = device, rows
+        tokens = rows.shape[0] * rows.shape[1]
+        self.resident = device.type != "cpu" and tokens * 8 <= resident_bytes
         if self.resident:
-            self.rows = rows.to(device)
-        else:
-            self.rows = rows.pin_memory() if device.type == "cuda" else rows
+            self.rows = _upload(rows, device)
         self._ahead: tuple[tuple[int, int], torch.Tensor] | None = None
 
     def _copy(self, start: int, length: int) -> torch.Tensor:
-        return self.rows[:, start:start + length + 1].to(self.device, non_blocking=True)
+        window = window_tensor(self.rows, start, start + length + 1)
+        if self.device.type == "cuda":
+            window = window.pin_memory()
+        return window.to(self.device, non_blocking=True)
 
     def get(self, start: int, length: int, following: tuple[int, int] | None = None
             ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,3 +146,13 @@ class Feeder:
             window = self._copy(start, length)
         self._ahead = (following, self._copy(*following)) if following else None
         return window[:, :-1], window[:, 1:]
+
+
+def _upload(rows: np.ndarray | torch.Tensor, device: torch.device,
+            block_tokens: int = 1 << 24) -> torch.Tensor:
+    """The rows as one int64 tensor on ``device``, copied a block of columns at a time."""
+    out = torch.empty(tuple(rows.shape), dtype=torch.int64, device=device)
+    step = max(1, block_tokens // max(1, rows.shape[0]))
+    for start in range(0, rows.shape[1], step):
+        out[:, start:start + step].copy_(window_tensor(rows, start, start + step))
+    return out
