@@ -225,3 +225,13 @@ def comma_floats(text: str) -> tuple[float, ...]:
         return tuple(float(part) for part in text.split(","))
     except ValueError:
         raise ValueError("comma-separated numbers, e.g. 0.9,0.05,0.05") from None
+
+
+def unit_or_auto(value: str) -> bool:
+    """A mixture weight: ``auto`` or a number in [0, 1] (``--weight`` of perplexity and sample)."""
+    if value == "auto":
+        return True
+    try:
+        return 0 <= float(value) <= 1
+    except ValueError:
+        return False

@@ -20,21 +20,12 @@ from lm.data.local import check_text_file
 from lm.data.prepare import load_split, split_characters
 from lm.errors import LMError
 from lm.evaluation.perplexity import LN2, Evaluation
-from lm.settings import check_settings, setting
+from lm.settings import check_settings, setting, unit_or_auto
 from lm.tokenization import encode_documents, load_tokenizer, vocabulary
 
 MODEL_KINDS = ("model", "ngram")
 CONTEXTS = ("stream", "document")
 DOC_SEPS = ("line", "blank", "file")
-
-
-def _weight(value: str) -> bool:
-    if value == "auto":
-        return True
-    try:
-        return 0 <= float(value) <= 1
-    except ValueError:
-        return False
 
 
 @dataclass
@@ -53,7 +44,7 @@ class ScoreRequest:
                               at_least=1)
     mix: str | None = setting(None, "An n-gram artifact to interpolate with.")
     weight: str = setting("auto", "RNN weight λ in the mixture, or auto (tuned on valid).",
-                          valid=_weight, rule="a number in [0, 1] or auto")
+                          valid=unit_or_auto, rule="a number in [0, 1] or auto")
     per_token: bool = setting(False, "List each token's surprisal in bits.")
     rank: bool = setting(False, "Score each document of --file (or --text) on its own, from a "
                          "fresh state and closed by <eos>, and list them from the lowest "
@@ -172,7 +163,7 @@ def score(store: Store, ref: str, request: ScoreRequest | None = None) -> dict[s
         other_lp = _logprobs(store, other, ids, request)
         rnn_lp, ngram_lp = (logprobs, other_lp) if artifact.kind == "model" else (other_lp,
                                                                                  logprobs)
-        lam = (_tuned_weight(store, rnn_model, ngram, dataset, request)
+        lam = (tuned_weight(store, rnn_model, ngram, dataset, request)
                if request.weight == "auto" else float(request.weight))
         logprobs = mix_logprobs(rnn_lp, ngram_lp, lam)
         result["mixture"] = other.ref
@@ -210,7 +201,7 @@ def _logprobs(store: Store, artifact: Artifact, ids: np.ndarray, request: ScoreR
                           request.device)
 
 
-def _tuned_weight(store: Store, rnn_model: Artifact, ngram: Artifact,
+def tuned_weight(store: Store, rnn_model: Artifact, ngram: Artifact,
                   dataset: Artifact | None, request: ScoreRequest) -> float:
     """--weight auto: the λ that fits the valid split of the RNN's dataset best."""
     dataset = dataset or dataset_of(store, rnn_model)

@@ -49,8 +49,13 @@ def sample(
     result = run_sample(store(), model, request)
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False)
+    if result.weight is not None:
+        err.print(f"sampling from {result.weight:.4f} × {model} + {1 - result.weight:.4f} × "
+                  f"{request.mix}", markup=False)
     if as_json:
         payload: dict[str, Any] = {"samples": result.texts}
+        if result.weight is not None:
+            payload["weight"] = result.weight
         if result.report is not None:
             payload["report"] = result.report
         print(json.dumps(payload, ensure_ascii=False))

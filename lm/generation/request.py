@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from lm.errors import LMError
 from lm.generation.script import SCRIPTS
-from lm.settings import check_settings, setting
+from lm.settings import check_settings, setting, unit_or_auto
 
 RHYME_BOOKS = ("pingshui", "modern")
 
@@ -77,6 +77,12 @@ class SampleRequest:
     report: bool = setting(False, "Measure the samples: well-formed and rhyme rates, "
                            "distinct-1/2, log-prob per character under the model, share of "
                            "verse lines copied from the training text.")
+    mix: str | None = setting(None, "An n-gram of the model's dataset to sample from together "
+                              "with the model: each token is drawn from λ·p_model + "
+                              "(1−λ)·p_ngram.", later=True)
+    weight: str = setting("auto", "The model's weight λ under --mix, or auto (the λ that "
+                          "lm perplexity --mix fits on the valid split).", valid=unit_or_auto,
+                          rule="a number in [0, 1] or auto", later=True)
     device: str = setting("auto", "auto, cpu, cuda or mps.")
 
     def check(self) -> None:

@@ -30,6 +30,7 @@ class SampleResult:
     warnings: list[str] = field(default_factory=list)
     report: dict[str, Any] | None = None
     tones: list[str] | None = None  # each text's tone marks (平/仄), under --meter or a ci
+    weight: float | None = None  # the model's weight λ when sampling from a --mix mixture
 
 
 def stepper_for(artifact: Artifact, device: str = "auto") -> Stepper:
@@ -95,6 +96,9 @@ def sample(store: Store, ref: str, request: SampleRequest) -> SampleResult:
         constraint.initial(prime_ids)  # a prime that breaks the form fails before loading
     processors = build(SHAPING, request, constraint, classes.structural())
     stepper = stepper_for(artifact, request.device)
+    weight = None
+    if request.mix is not None:
+        stepper, weight = _mixture(store, artifact, stepper, request)
     if request.beam is not None:
         from lm.generation.beam import beam_search
 
@@ -113,7 +117,19 @@ def sample(store: Store, ref: str, request: SampleRequest) -> SampleResult:
         from lm.generation.metre import tone_marks
 
         tones = [tone_marks(t, verse.simplified) for t in texts]
-    return SampleResult([convert(t, request.script) for t in texts], warnings, report, tones)
+    return SampleResult([convert(t, request.script) for t in texts], warnings, report, tones,
+                        weight)
+
+
+def _mixture(store: Store, artifact: Artifact, stepper: Stepper, request: SampleRequest
+             ) -> tuple[Stepper, float]:
+    """The model mixed with ``--mix``'s n-gram at ``--weight`` (fitted on valid for auto)."""
+    from lm.generation.mixture import MixtureStepper, fitted_weight, mixture_partner
+
+    ngram = mixture_partner(store, artifact, request.mix)
+    weight = (fitted_weight(store, artifact, ngram, request.device)
+              if request.weight == "auto" else float(request.weight))
+    return MixtureStepper(stepper, stepper_for(ngram), weight), weight
 
 
 def _report(corpus: Corpus, stepper: Stepper, verse: Verse, tokenizer: Tokenizer,

@@ -300,3 +300,29 @@ def test_clean_errors(lm, args, message):
 
 def test_word_model_refuses_rhyme(lm):
     assert_clean_error(lm("w", "--form", "3,3", "--rhyme"), "--rhyme")
+
+
+def test_mix_samples_from_the_interpolation_perplexity_fits(lm, cli, store):
+    """--weight auto is perplexity's fitted λ; λ = 1 is the model alone, λ = 0 the n-gram."""
+    args = ("--num", "4", "--max-tokens", "30", "--seed", "5", "--json")
+    mixed = _json(lm("p", "--mix", "p-3gram", *args))
+    fitted = json.loads(cli("--artifacts", store, "perplexity", "p", "--mix", "p-3gram",
+                            "--json").out)["weight"]
+    assert mixed["weight"] == pytest.approx(fitted, abs=1e-12)
+    alone = _json(lm("p", *args))["samples"]
+    assert _json(lm("p", "--mix", "p-3gram", "--weight", "1", *args))["samples"] == alone
+    ngram = _json(lm("p-3gram", *args))["samples"]
+    assert _json(lm("p", "--mix", "p-3gram", "--weight", "0", *args))["samples"] == ngram
+    half = _json(lm("p", "--mix", "p-3gram", "--weight", "0.5", *args))["samples"]
+    assert half != alone and half != ngram
+    form = _json(lm("p", "--mix", "p-3gram", "--form", "wujue", "--beam", "3", "--num", "2",
+                    "--json"))
+    assert all(WUJUE.fullmatch(text) for text in form["samples"])
+
+
+@pytest.mark.parametrize("ref, mix, message", [
+    ("w", "p-3gram", "--mix ngram:p-3gram@v1 has another vocabulary than model:w@v1"),
+    ("p-3gram", "p", "--mix interpolates an RNN model with an n-gram"),
+])
+def test_mix_refuses_what_cannot_be_mixed(lm, ref, mix, message):
+    assert_clean_error(lm(ref, "--mix", mix), message)
