@@ -10,7 +10,10 @@ built):
   the frequent words and one cluster entry per tail, cheaper tails for the rare words. For a
   large word vocabulary it removes most of the softmax's cost. ``forward`` then returns
   log-probabilities instead of logits; ``log_softmax`` of either gives the next-token
-  log-probabilities, so callers that take a ``log_softmax`` work with both.
+  log-probabilities, so callers that take a ``log_softmax`` work with both. With ``tied`` the
+  input embedding is adaptive too (``lm.models.adaptive``, Baevski & Auli 2018): it is built
+  from the softmax's own head and tail weights, the same Parameters. ``fit_cutoffs`` sets the
+  cutoffs from the train split's token frequencies (``adaptive.frequency_cutoffs``).
 - ``impl="explicit"``: the recurrence runs through ``lm.models.cells`` (the equations written
   out) instead of cuDNN/oneDNN; the state dict is the same.
 - AWD-LSTM regularisation (Merity et al. 2017): ``locked_dropout`` (one dropout mask per
@@ -26,15 +29,18 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lm.errors import LMError
+from lm.models.adaptive import AdaptiveInput
+from lm.models.adaptive import frequency_cutoffs as frequency_cutoffs
 from lm.models.cells import CELLS, ExplicitRNN, cell_spec
 from lm.models.state import RecurrentState
 from lm.settings import check_settings, comma_ints, setting
@@ -112,6 +118,16 @@ def default_cutoffs(vocab_size: int) -> list[int]:
     return cutoffs or [max(1, vocab_size // 4)]
 
 
+def fit_cutoffs(config: ModelConfig, train_ids) -> ModelConfig:
+    """``config`` with adaptive-softmax cutoffs set from the train split's token frequencies
+    (``frequency_cutoffs``), when it has an adaptive softmax and no ``--cutoffs``; otherwise
+    ``config`` itself. The cutoffs land in the saved config.json, so loading needs no data."""
+    if config.softmax != "adaptive" or config.cutoffs:
+        return config
+    counts = np.bincount(np.asarray(train_ids).reshape(-1), minlength=config.vocab_size)
+    return replace(config, cutoffs=frequency_cutoffs(counts[:config.vocab_size]))
+
+
 def _dropout_rate(value: float) -> bool:
     return 0.0 <= value < 1.0
 
@@ -127,7 +143,8 @@ class ModelConfig:
     hidden_size: int = setting(256, "Hidden state size.", at_least=1)
     dropout: float = setting(0.2, "Dropout on embeddings, between layers and output.",
                              valid=_dropout_rate, rule="in [0, 1)")
-    tied: bool = setting(False, "Tie input and output embeddings.")
+    tied: bool = setting(False, "Tie input and output embeddings (with --softmax adaptive: "
+                         "adaptive input embeddings sharing the softmax's clusters).")
     softmax: str = setting("full", "full, or adaptive (AdaptiveLogSoftmaxWithLoss: much faster "
                            "for large word vocabularies).", choices=SOFTMAXES, later=True)
     cutoffs: list[int] | None = setting(None, "Adaptive-softmax cluster bounds, e.g. "
@@ -152,9 +169,6 @@ class ModelConfig:
     def check(self) -> None:
         check_settings(self)
         if self.softmax == "adaptive":
-            if self.tied:
-                raise LMError("--tied needs --softmax full (the adaptive softmax has no single "
-                              "output matrix to tie)")
             cutoffs = self.adaptive_cutoffs()
             unordered = any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False))
             too_large = bool(self.vocab_size) and cutoffs[-1] >= self.vocab_size
@@ -185,7 +199,9 @@ class RNNLM(nn.Module):
         config.check()
         self.config = config
         self.spec = cell_spec(config.cell)
-        self.embedding = nn.Embedding(config.vocab_size, config.emb_size)
+        adaptive_input = config.tied and config.softmax == "adaptive"
+        self.embedding = None if adaptive_input else nn.Embedding(config.vocab_size,
+                                                                  config.emb_size)
         self.dropout = nn.Dropout(config.dropout)
         self.p_input = config.dropout if config.dropout_input is None else config.dropout_input
         self.p_hidden = (config.dropout if config.dropout_hidden is None
@@ -218,12 +234,15 @@ class RNNLM(nn.Module):
                 out_size, config.vocab_size, cutoffs, div_value=max(div, 1.0))
         else:
             self.decoder = nn.Linear(out_size, config.vocab_size)
+        if adaptive_input:  # the softmax's head and tails are the input embedding too
+            self.embedding = AdaptiveInput(self.decoder)
         self._init_weights()
-        if config.tied:
+        if config.tied and not adaptive_input:
             self.decoder.weight = self.embedding.weight
 
     def _init_weights(self) -> None:
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        if isinstance(self.embedding, nn.Embedding):
+            nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         if isinstance(self.decoder, nn.Linear):
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
             nn.init.zeros_(self.decoder.bias)
@@ -255,6 +274,10 @@ class RNNLM(nn.Module):
     # --------------------------------------------------------------------- the network
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         p = self.config.dropout_embed
+        if self.training and p > 0 and isinstance(self.embedding, AdaptiveInput):
+            keep = self.embedding.softmax.head.weight.new_empty(self.config.vocab_size)
+            keep = keep.bernoulli_(1 - p) / (1 - p)  # drop whole words, one draw per word
+            return self.embedding(ids) * keep[ids].unsqueeze(-1)
         if self.training and p > 0:  # drop whole words: rows of the embedding matrix
             weight = self.embedding.weight
             mask = weight.new_empty(weight.shape[0], 1).bernoulli_(1 - p) / (1 - p)

@@ -24,6 +24,8 @@ CONFIGS = {
     "indrnn-explicit": dict(cell="indrnn"),
     "gru-explicit-adaptive": dict(cell="gru", impl="explicit", softmax="adaptive",
                                   cutoffs=[10]),
+    "lstm-tied-adaptive-projected": dict(cell="lstm", tied=True, emb_size=12, softmax="adaptive",
+                                         cutoffs=[8, 20]),
 }
 
 

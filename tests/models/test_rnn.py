@@ -54,8 +54,6 @@ def test_default_cutoffs_follow_the_vocabulary():
     assert rnn.default_cutoffs(10000) == [2000]
     with pytest.raises(LMError, match="--cutoffs"):
         rnn.RNNLM(rnn.ModelConfig(vocab_size=50, softmax="adaptive", cutoffs=[30, 20]))
-    with pytest.raises(LMError, match="--tied needs --softmax full"):
-        rnn.RNNLM(rnn.ModelConfig(vocab_size=50, softmax="adaptive", tied=True))
 
 
 def test_in_place_cross_entropy_matches_the_plain_one():
