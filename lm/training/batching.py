@@ -92,6 +92,21 @@ class Schedule:
             return self.epochs * self.fixed_per_epoch
         return sum(self.per_epoch(e) for e in range(self.epochs))
 
+    def steps_for_tokens(self, tokens: int, rows: int) -> int:
+        """Steps until ``rows`` rows have read at least ``tokens`` targets (``--max-tokens``),
+        at most the whole schedule. Every epoch reads ``columns - 1`` targets per row."""
+        per_epoch_tokens, steps = rows * (self.columns - 1), 0
+        for epoch in range(self.epochs):
+            if tokens > per_epoch_tokens:
+                tokens -= per_epoch_tokens
+                steps += self.per_epoch(epoch)
+                continue
+            for index, (_, length) in enumerate(self.windows(epoch)):
+                tokens -= rows * length
+                if tokens <= 0:
+                    return steps + index + 1
+        return steps
+
     def following(self, epoch: int, index: int) -> tuple[int, int] | None:
         """The window after ``index`` of ``epoch`` (to fetch ahead), None after the last."""
         if index + 1 < len(self.windows(epoch)):

@@ -16,6 +16,9 @@ from lm.runtime import PRECISIONS
 from lm.settings import build, check_settings, nested, setting
 
 OPTIMIZERS = ("adam", "sgd")
+# How the learning rate moves: "plateau" drops it by --lr-decay when validation stalls;
+# "linear" and "cosine" warm it up, then decay it to zero exactly as the budget runs out.
+SCHEDULES = ("plateau", "linear", "cosine")
 
 
 def _positive(value: float) -> bool:
@@ -24,6 +27,10 @@ def _positive(value: float) -> bool:
 
 def _non_negative(value: float) -> bool:
     return value >= 0
+
+
+def _fraction(value: float) -> bool:
+    return 0 <= value < 1
 
 
 @dataclass
@@ -43,6 +50,15 @@ class TrainConfig:
                                     resumable=True)
     max_time: float | None = setting(None, "Stop after this many seconds.", valid=_positive,
                                      rule="positive seconds", resumable=True)
+    max_tokens: int | None = setting(None, "Stop after this many training tokens in all.",
+                                     at_least=1, later=True, resumable=True)
+    schedule: str = setting("plateau", "Learning-rate schedule: plateau (drop by --lr-decay "
+                            "when validation stalls), or linear or cosine (warm up, then "
+                            "decay to zero as the first budget to end runs out).",
+                            choices=SCHEDULES, later=True)
+    warmup: float = setting(0.0, "Linear/cosine: warm the rate up over this fraction of the "
+                            "budget (e.g. 0.05).", valid=_fraction, rule="a fraction ≥ 0 and "
+                            "< 1", later=True)
     eval_every: int | None = setting(None, "Validate every N steps (default: every epoch).",
                                      at_least=1)
     eval_tokens: int | None = setting(None, "Validate on the first N tokens only.", at_least=1)
@@ -82,6 +98,9 @@ class TrainConfig:
     def check(self) -> None:
         check_settings(self)
         self.model.check()
+        if self.warmup and self.schedule == "plateau":
+            raise LMError(f"--warmup {self.warmup} needs a budget schedule: add --schedule "
+                          "linear or --schedule cosine, or drop --warmup")
 
     def model_for(self, vocab_size: int) -> ModelConfig:
         """The network for a dataset's vocabulary."""

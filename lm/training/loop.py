@@ -37,7 +37,13 @@ from lm.training import telemetry
 from lm.training.batching import Feeder, Schedule, batchify
 from lm.training.config import TrainConfig
 from lm.training.distributed import Distributed
-from lm.training.optimization import Averager, LearningRate, averaged, make_optimizer
+from lm.training.optimization import (
+    Averager,
+    LearningRate,
+    averaged,
+    budget_progress,
+    make_optimizer,
+)
 from lm.training.reporting import LossMeter, ProgressBar, plot_curve, wandb_run
 from lm.training.signals import Interrupted, StopSignals
 from lm.training.state import TrainState
@@ -75,6 +81,8 @@ def train(store: Store, dataset: Artifact, config: TrainConfig, name: str, resum
 
 class Run:
     """One training run: its data, model, optimizer and progress, and the steps it takes."""
+
+    clock = staticmethod(time.time)  # the run's clock (a test may put a fake one here)
 
     def __init__(self, store: Store, dataset: Artifact, config: TrainConfig, name: str,
                  device: torch.device, ranks: Distributed, log) -> None:
@@ -129,7 +137,11 @@ class Run:
             self.valid_ids = load_split(self.dataset, "train")
         if config.eval_tokens:
             self.valid_ids = self.valid_ids[: config.eval_tokens]
-        self.total_steps = min(self.schedule.total(), config.max_steps or math.inf)
+        self.epoch_steps = self.schedule.total()
+        self.total_steps = min(self.epoch_steps, config.max_steps or math.inf)
+        if config.max_tokens:  # every step reads batch_size × window-length targets
+            self.total_steps = min(self.total_steps, self.schedule.steps_for_tokens(
+                config.max_tokens, config.batch_size))
 
     # ------------------------------------------------------------------------ set-up
     def begin(self, resume: bool) -> None:
@@ -176,10 +188,12 @@ class Run:
 
     # ------------------------------------------------------------------------ the loop
     def loop(self, bar: ProgressBar, tracker: Any) -> None:
-        """Steps until the schedule, --max-steps or --max-time ends the run, or a signal."""
+        """Steps until the schedule, --max-steps, --max-tokens or --max-time ends the run, or
+        a signal."""
         config, ranks, state = self.config, self.ranks, self.state
         self.model.train()
-        self.tracker, started = tracker, time.time()
+        self.tracker, started = tracker, self.clock()
+        origin = started - state.elapsed_seconds  # the run's clock goes on across resumes
         self.meter = meter = LossMeter(config.log_every, self.device)
         meter.restore(state.step, state.unread_losses)
         self.grads = GradientMeter(config.log_every, self.device)
@@ -200,15 +214,17 @@ class Run:
                 if logged:
                     self._report(meter, bar)
                 evaluated = self._validate_if_due(index == 0, meter)
+                if not ranks.active or logged:  # under DDP every rank must agree, at log steps
+                    now = self.clock()
+                    state.elapsed_seconds = ranks.from_main([now - origin], self.device)[0]
                 if state.step % config.checkpoint_every == 0:
                     self.save()
-                if ranks.active and not logged:  # under DDP every rank must agree, at log steps
+                if ranks.active and not logged:
                     continue
                 if ranks.any(stop.signal is not None, self.device):
                     stopped_by = stop.signal or signal.SIGTERM
                     break
-                if ranks.any(bool(config.max_time and time.time() - started > config.max_time),
-                             self.device):
+                if ranks.any(self._out_of_time(now - started), self.device):
                     if not evaluated:
                         with meter.paused():
                             self.validate()
@@ -216,11 +232,23 @@ class Run:
         bar.close()
         self._finish(meter, stopped_by)
 
+    def _out_of_time(self, here: float) -> bool:
+        """--max-time: with a budget schedule the run's clock, whose end the rate decays to,
+        counts (across resumes); with plateau, as ever, this process's seconds (``here``)."""
+        limit = self.config.max_time
+        if not limit:
+            return False
+        if self.lr.follows_budget:
+            return self.state.elapsed_seconds >= limit
+        return here > limit
+
     def train_step(self, epoch: int, index: int) -> tuple[torch.Tensor, int]:
         """One window forward and backward, one optimizer step; (loss on device, tokens)."""
         start, length = self.schedule.windows(epoch)[index]
         inputs, targets = self.feeder.get(start, length, self.schedule.following(epoch, index))
-        self.lr.for_window(length)
+        progress = (budget_progress(self.config, self.state, self.epoch_steps)
+                    if self.lr.follows_budget else 0.0)
+        self.lr.for_window(length, progress)
         hidden = self.hidden.detach()
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
                     if self.autocast_dtype else contextlib.nullcontext())

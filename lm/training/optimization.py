@@ -5,11 +5,18 @@ with ``variable_bptt`` (AWD-LSTM) scale each window's rate by its length over ``
 ``asgd`` (NT-ASGD) keep the rate until validation is worse than the best of all but the last
 ``nonmono`` evaluations, then average the weights from there on, and validate and save the
 average.
+
+With ``schedule`` linear or cosine the rate follows the budget instead: it rises linearly from 0
+to ``lr`` over the first ``warmup`` fraction of the budget, then falls to 0 (linearly, or along
+half a cosine) exactly as the budget runs out. Progress is the fraction of the budget used
+before the step; when several budgets are set (``max_time``, ``max_steps``, ``max_tokens``,
+``epochs``) the one nearest its end drives it, as that one ends the run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
@@ -59,6 +66,33 @@ def averaged(averager: Averager | None) -> contextlib.AbstractContextManager:
     return averager.swapped_in() if averager else contextlib.nullcontext()
 
 
+def budget_factor(progress: float, schedule: str, warmup: float) -> float:
+    """The fraction of ``lr`` a budget schedule gives at ``progress`` (0 to 1) of the budget."""
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup:
+        return progress / warmup
+    decayed = (progress - warmup) / (1.0 - warmup)
+    if schedule == "linear":
+        return 1.0 - decayed
+    return 0.5 * (1.0 + math.cos(math.pi * decayed))
+
+
+def budget_progress(config: TrainConfig, state: TrainState, epoch_steps: int) -> float:
+    """The fraction used of the budget that ends first: time, steps, tokens or epochs.
+
+    ``epoch_steps`` is the number of steps ``epochs`` passes take; time is the run's own clock
+    (``state.elapsed_seconds``, carried across resumes).
+    """
+    used = [state.step / epoch_steps]
+    if config.max_steps:
+        used.append(state.step / config.max_steps)
+    if config.max_tokens:
+        used.append(state.train_tokens / config.max_tokens)
+    if config.max_time:
+        used.append(state.elapsed_seconds / config.max_time)
+    return min(max(used), 1.0)
+
+
 class LearningRate:
     """Applies the policy to the optimizer's groups; the base rate lives in the run state."""
 
@@ -66,11 +100,24 @@ class LearningRate:
                  state: TrainState) -> None:
         self.optimizer, self.config, self.state = optimizer, config, state
 
-    def for_window(self, length: int) -> None:
-        """AWD's variable BPTT: the step size follows the window's length."""
-        if self.config.variable_bptt:
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.state.base_lr * length / self.config.bptt
+    @property
+    def follows_budget(self) -> bool:
+        return self.config.schedule != "plateau"
+
+    def for_window(self, length: int, progress: float = 0.0) -> None:
+        """Set the step's rate: the budget schedule's at ``progress`` (with linear or cosine),
+        then AWD's variable BPTT, where the step size follows the window's length."""
+        config = self.config
+        if self.follows_budget:
+            self.state.base_lr = config.lr * budget_factor(progress, config.schedule,
+                                                           config.warmup)
+        elif not config.variable_bptt:
+            return  # plateau: the rate changes only after validation
+        rate = self.state.base_lr
+        if config.variable_bptt:
+            rate = rate * length / config.bptt
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
 
     def should_average(self, nats: float, averaging: bool) -> bool:
         """NT-ASGD's trigger: worse than the best of all but the last ``nonmono`` evaluations."""
@@ -81,8 +128,9 @@ class LearningRate:
         return len(earlier) > nonmono and nats > min(earlier[:-nonmono])
 
     def after_validation(self, improved: bool, averaging: bool) -> str:
-        """Drop the rate on a plateau (not while NT-ASGD waits to average); say what changed."""
-        if improved or (self.config.asgd and not averaging):
+        """Drop the rate on a plateau (not while NT-ASGD waits to average, nor when the rate
+        follows the budget); say what changed."""
+        if improved or self.follows_budget or (self.config.asgd and not averaging):
             return ""
         self.state.base_lr *= self.config.lr_decay
         for group in self.optimizer.param_groups:

@@ -18,6 +18,9 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0  # wall time spent training, validation excluded
     train_tokens: int = 0
+    # The run's own clock: wall seconds in the training loop so far, validation included and
+    # across resumes (to the last checkpoint). A time budget's schedule and stop use it.
+    elapsed_seconds: float = 0.0
     last_loss: float | None = None
     asgd_from: int | None = None  # the step NT-ASGD began averaging, if it has
     avg_count: int = 0

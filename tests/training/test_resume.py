@@ -6,6 +6,7 @@ hidden state, RNG, counters) compared with that of the same run left alone.
 """
 
 import json
+import math
 import os
 import signal
 
@@ -25,9 +26,11 @@ SCENARIOS = {
     "plateau": dict(optimizer="sgd", lr=8.0, lr_decay=0.5, eval_every=4),
     # NT-ASGD starts averaging at step 18, before the interruption at 19.
     "asgd": dict(optimizer="sgd", lr=2.0, asgd=True, nonmono=1, eval_every=3),
+    # The rate warms up over 4 steps, then follows a cosine to zero at step 40.
+    "cosine": dict(optimizer="sgd", lr=2.0, schedule="cosine", warmup=0.1, eval_every=6),
 }
 CUT = 19
-TIMING = {"train_seconds", "resumed_at"}
+TIMING = {"train_seconds", "elapsed_seconds", "resumed_at"}
 
 
 @pytest.fixture(scope="module")
@@ -109,13 +112,21 @@ def test_final_counters_rates_and_history_equal_the_uninterrupted_run(runs, scen
 
 
 def test_the_scenarios_exercise_what_they_claim(runs):
-    """The plateau run drops its rate after the cut; the NT-ASGD run averages across it."""
+    """The plateau run drops its rate after the cut; the NT-ASGD run averages across it; the
+    cosine run's rate follows its step budget."""
     plateau = _state(runs["plateau"][0])
     rates = {entry["step"]: entry["lr"] for entry in plateau["history"]}
     assert rates[CUT - 3] > rates[CUT + 1] > plateau["base_lr"]
     assert plateau["optimizer"]["param_groups"][0]["lr"] == plateau["base_lr"] < 8.0 / 4
     asgd = _state(runs["asgd"][0])
     assert asgd["asgd_from"] < CUT and asgd["avg_count"] == 40 - asgd["asgd_from"] + 1
+    # The cosine run's rate at validation after step s is the one step s used: progress
+    # (s - 1)/40, past the 10% warm-up, along the cosine from 2.0 towards 0 at step 40.
+    cosine = _state(runs["cosine"][0])
+    for entry in cosine["history"]:
+        q = ((entry["step"] - 1) / 40 - 0.1) / 0.9
+        assert entry["lr"] == pytest.approx(2.0 * (1 + math.cos(math.pi * q)) / 2, rel=1e-12)
+    assert [e["step"] for e in cosine["history"]][-1] == 40 and cosine["base_lr"] < 2.0 * 0.01
 
 
 def test_the_old_checkpoint_is_used_when_a_kill_fell_between_the_renames(tmp_path, runs):
