@@ -60,3 +60,28 @@ def logprobs_one_by_one(model, ids, reset_at=()):
             out.append(torch.log_softmax(logits[0, -1].double(), -1)[int(token)].item())
             previous = int(token)
     return np.array(out)
+
+
+def interrupted_run(store, data, config, name: str, cut: int, **quiet) -> None:
+    """Train until a SIGINT arrives during step ``cut`` (counting from 1), as Ctrl-C would."""
+    import os
+    import signal
+
+    import pytest
+
+    from lm.training.loop import Interrupted, Run, train
+
+    real_step = Run.train_step
+
+    def step_then_signal(self, epoch, index):
+        result = real_step(self, epoch, index)
+        if self.state.step == cut - 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    Run.train_step = step_then_signal
+    try:
+        with pytest.raises(Interrupted, match=f"at step {cut};"):
+            train(store, data, config, name, **quiet)
+    finally:
+        Run.train_step = real_step

@@ -8,15 +8,15 @@ hidden state, RNG, counters) compared with that of the same run left alone.
 import json
 import math
 import os
-import signal
 
 import pytest
 from safetensors.torch import load_file
+from tests_support import interrupted_run
 
 from lm.artifacts import Store
 from lm.data.prepare import PrepareConfig, prepare
 from lm.training import checkpoint as ckpt
-from lm.training.loop import Interrupted, Run, TrainConfig, train
+from lm.training.loop import TrainConfig, train
 
 BASE = dict(emb_size=16, hidden_size=16, layers=2, dropout=0.3, bptt=8, batch_size=4, epochs=5,
             checkpoint_every=7, log_every=5, device="cpu", threads=1, max_steps=40)
@@ -47,7 +47,7 @@ def runs(tmp_path_factory):
     for name, extra in SCENARIOS.items():
         config = TrainConfig.of(**BASE, **extra)
         train(store, data, config, f"{name}-full", **quiet)
-        _interrupted_run(store, data, config, f"{name}-cut", quiet)
+        interrupted_run(store, data, config, f"{name}-cut", CUT, **quiet)
         lines: list[str] = []
         resumed, _ = train(store, data, config, f"{name}-cut", resume=True,
                            use_wandb=False, progress=False, log=lines.append)
@@ -56,22 +56,6 @@ def runs(tmp_path_factory):
     return out
 
 
-def _interrupted_run(store, data, config, name, quiet) -> None:
-    """Train until a SIGINT arrives during step CUT (counting from 1), as Ctrl-C would."""
-    real_step = Run.train_step
-
-    def step_then_signal(self, epoch, index):
-        result = real_step(self, epoch, index)
-        if self.state.step == CUT - 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return result
-
-    Run.train_step = step_then_signal
-    try:
-        with pytest.raises(Interrupted, match=f"at step {CUT};"):
-            train(store, data, config, name, **quiet)
-    finally:
-        Run.train_step = real_step
 
 
 def _state(run_dir) -> dict:
@@ -151,7 +135,7 @@ def test_resume_continues_from_the_old_checkpoint(tmp_path, word_corpus):
     quiet = {"use_wandb": False, "progress": False, "log": lambda *_: None}
     config = TrainConfig.of(**{**BASE, "max_steps": 20, "eval_every": 10})
     full, _ = train(store, data, config, "full", **quiet)
-    _interrupted_run(store, data, config, "cut", quiet)
+    interrupted_run(store, data, config, "cut", CUT, **quiet)
     run_dir = store.root / "runs" / "cut"
     os.rename(run_dir / "checkpoint", run_dir / "checkpoint.old")  # killed between renames
     lines: list[str] = []

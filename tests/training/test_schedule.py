@@ -7,17 +7,16 @@ a time budget's clock goes on across --resume.
 
 import json
 import math
-import os
-import signal
 
 import pytest
 from safetensors.torch import load_file
+from tests_support import interrupted_run
 
 from lm.artifacts import Store, fingerprint
 from lm.data.prepare import PrepareConfig, prepare
 from lm.settings import fingerprint_params
 from lm.training import checkpoint as ckpt
-from lm.training.loop import Interrupted, Run, TrainConfig, train
+from lm.training.loop import Run, TrainConfig, train
 from lm.training.optimization import budget_factor
 
 BASE = dict(emb_size=16, hidden_size=16, layers=2, dropout=0.3, bptt=8, batch_size=4,
@@ -119,20 +118,7 @@ def _time_run(store, artifact, name, cut=None, resume=False):
     config = TrainConfig.of(**BASE, epochs=50, max_time=30, schedule="cosine", warmup=0.2)
     if cut is None:
         return train(store, artifact, config, name, resume=resume, **QUIET)[0]
-    real_step = Run.train_step
-
-    def step_then_signal(self, epoch, index):
-        result = real_step(self, epoch, index)
-        if self.state.step == cut - 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return result
-
-    Run.train_step = step_then_signal
-    try:
-        with pytest.raises(Interrupted, match=f"at step {cut};"):
-            train(store, artifact, config, name, **QUIET)
-    finally:
-        Run.train_step = real_step
+    interrupted_run(store, artifact, config, name, cut, **QUIET)
 
 
 def test_a_time_budget_follows_the_runs_clock_across_a_resume(data, rates, monkeypatch):
