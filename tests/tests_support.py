@@ -85,3 +85,27 @@ def interrupted_run(store, data, config, name: str, cut: int, **quiet) -> None:
             train(store, data, config, name, **quiet)
     finally:
         Run.train_step = real_step
+
+
+def run_stages(folder: Path, stages: list[list[str]]) -> Path:
+    """Run ``lm`` commands into the store ``folder/art`` as a test fixture would: wandb off, no
+    Hub, the datasets cache under ``folder``, one thread (tiny tensors). Returns the store."""
+    import pytest
+    import torch
+
+    from lm.cli import app
+
+    root = ["--artifacts", str(folder / "art")]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("WANDB_MODE", "disabled")
+            patch.setenv("HF_DATASETS_CACHE", str(folder / "hf-cache"))
+            patch.setenv("HF_HUB_OFFLINE", "1")
+            patch.chdir(folder)
+            for argv in stages:
+                app([*root, *argv], standalone_mode=False)
+    finally:
+        torch.set_num_threads(threads)
+    return folder / "art"

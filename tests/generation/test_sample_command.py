@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 from generation_fakes import POEM_TOKENS, Tracing, sampling_allows
-from tests_support import assert_clean_error
+from tests_support import assert_clean_error, run_stages
 
 from lm.generation.sampling import RNNStepper, generate
 from lm.models import rnn
@@ -37,28 +37,15 @@ def _corpora(folder):
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A store with a char-level poem model, a word-level model and a poem n-gram."""
-    from lm.cli import app
-
     folder = tmp_path_factory.mktemp("sample-store")
     poems, words = _corpora(folder)
     tiny = ["--max-steps", "2", "--eval-tokens", "100", "--no-wandb", "--no-progress",
             "--emb-size", "16", "--hidden-size", "16", "--batch-size", "8", "--bptt", "10"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: a thread pool only adds overhead
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WANDB_MODE", "disabled")
-        patch.setenv("HF_DATASETS_CACHE", str(folder / "hf-cache"))
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.chdir(folder)
-        root = ["--artifacts", str(folder / "art")]
-        for argv in (["prepare", str(poems), "--doc-sep", "blank", "--name", "p"],
-                     ["train", "p", *tiny],
-                     ["prepare", str(words), "--level", "word", "--name", "w"],
-                     ["train", "w", *tiny],
-                     ["ngram", "p", "--order", "3", "--no-arpa"]):
-            app([*root, *argv], standalone_mode=False)
-    torch.set_num_threads(threads)
-    return folder / "art"
+    return run_stages(folder, [["prepare", str(poems), "--doc-sep", "blank", "--name", "p"],
+                               ["train", "p", *tiny],
+                               ["prepare", str(words), "--level", "word", "--name", "w"],
+                               ["train", "w", *tiny],
+                               ["ngram", "p", "--order", "3", "--no-arpa"]])
 
 
 @pytest.fixture

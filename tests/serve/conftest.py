@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from tests_support import make_poem_corpus
+from tests_support import make_poem_corpus, run_stages
 
 from lm.artifacts import Store
 
@@ -12,26 +11,13 @@ from lm.artifacts import Store
 @pytest.fixture(scope="session")
 def poem_store(tmp_path_factory):
     """Trained in a few steps on hand-made quatrains: enough to sample, score and rank."""
-    from lm.cli import app
-
     folder = tmp_path_factory.mktemp("serve-store")
     poems = make_poem_corpus(folder / "poems.txt", poems=200, seed=5)
     tiny = ["--max-steps", "3", "--eval-tokens", "100", "--no-wandb", "--no-progress",
             "--emb-size", "16", "--hidden-size", "16", "--batch-size", "8", "--bptt", "10"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WANDB_MODE", "disabled")
-        patch.setenv("HF_DATASETS_CACHE", str(folder / "hf-cache"))
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.chdir(folder)
-        root = ["--artifacts", str(folder / "art")]
-        for argv in (["prepare", str(poems), "--doc-sep", "blank", "--name", "p"],
-                     ["train", "p", *tiny],
-                     ["ngram", "p", "--order", "3", "--no-arpa"]):
-            app([*root, *argv], standalone_mode=False)
-    torch.set_num_threads(threads)
-    return folder / "art"
+    return run_stages(folder, [["prepare", str(poems), "--doc-sep", "blank", "--name", "p"],
+                               ["train", "p", *tiny],
+                               ["ngram", "p", "--order", "3", "--no-arpa"]])
 
 
 @pytest.fixture(scope="session")
