@@ -46,6 +46,7 @@ CONFIGS = {
 }
 # name: lm options (TrainConfig fields) on top of the reference's hyperparameters
 LM_VARIANTS = {
+    "lm-defaults": {},  # lm train's own defaults: --softmax auto, --precision auto
     "lm-fp32-full": {"precision": "fp32", "softmax": "full"},
     "lm-fp32-adaptive": {"precision": "fp32", "softmax": "adaptive"},
     "lm-bf16-full": {"precision": "bf16", "softmax": "full"},
@@ -55,7 +56,7 @@ LM_VARIANTS = {
     "lm-bf16-compile": {"precision": "bf16", "compile": True},
 }
 VARIANT_SETS = {
-    "cpu": ["reference", "lm-fp32-full", "lm-fp32-adaptive"],
+    "cpu": ["reference", "lm-defaults", "lm-fp32-full", "lm-fp32-adaptive"],
     "gpu": ["reference", "lm-fp32-full", "lm-bf16-full", "lm-bf16-adaptive",
             "lm-bf16-explicit-compile"],
 }
@@ -64,10 +65,11 @@ VARIANT_SETS = {
 # ------------------------------------------------------------------ the reference program
 def reference_worker(job: dict) -> dict:
     """PyTorch's word_language_model (main.py + generate.py), LSTM, as its README runs it."""
-    import numpy as np
     import torch
-    import torch.nn.functional as F
+    from reference_loop import ReferenceConfig, ReferenceTrainer, RNNModel, batchify, get_batch
     from torch import nn
+
+    from lm.data.prepare import load_split
 
     device = torch.device(job["device"])
     if job["threads"]:
@@ -75,77 +77,24 @@ def reference_worker(job: dict) -> dict:
     torch.manual_seed(job["seed"])
     dataset = _dataset(job)
     ntokens = dataset.metrics["vocab_size"]
-    emb, hid, layers, dropout, tied = job["emb"], job["hidden"], job["layers"], \
-        job["dropout"], job["tied"]
-
-    class RNNModel(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.drop = nn.Dropout(dropout)
-            self.encoder = nn.Embedding(ntokens, emb)
-            self.rnn = nn.LSTM(emb, hid, layers, dropout=dropout)
-            self.decoder = nn.Linear(hid, ntokens)
-            if tied:
-                self.decoder.weight = self.encoder.weight
-            nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
-            nn.init.zeros_(self.decoder.bias)
-            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
-
-        def forward(self, input, hidden):  # noqa: A002
-            emb_ = self.drop(self.encoder(input))
-            output, hidden = self.rnn(emb_, hidden)
-            output = self.drop(output)
-            decoded = self.decoder(output).view(-1, ntokens)
-            return F.log_softmax(decoded, dim=1), hidden
-
-        def init_hidden(self, bsz):
-            weight = next(self.parameters())
-            return (weight.new_zeros(layers, bsz, hid), weight.new_zeros(layers, bsz, hid))
-
-    def batchify(ids, bsz):
-        data = torch.from_numpy(np.asarray(ids, dtype=np.int64))
-        nbatch = data.size(0) // bsz
-        return data[: nbatch * bsz].view(bsz, -1).t().contiguous().to(device)
-
-    def repackage_hidden(h):
-        return tuple(v.detach() for v in h)
-
-    from lm.data.prepare import load_split
-
-    train_data = batchify(load_split(dataset, "train"), 20)
-    bptt, lr, clip = 35, 20.0, 0.25
-    model = RNNModel().to(device)
+    config = ReferenceConfig(job["emb"], job["hidden"], job["layers"], job["dropout"],
+                             job["tied"])
+    bptt = config.bptt
+    model = RNNModel(ntokens, config).to(device)
+    trainer = ReferenceTrainer(model, load_split(dataset, "train"), device)
     criterion = nn.NLLLoss()
-
-    def get_batch(source, i):
-        seq_len = min(bptt, len(source) - 1 - i)
-        return source[i:i + seq_len], source[i + 1:i + 1 + seq_len].reshape(-1)
-
     halfway: list[float] = []
 
     def train_steps(max_steps: int | None, max_time: float | None) -> tuple[int, float]:
-        model.train()
-        hidden = model.init_hidden(20)
-        steps, total_loss, start = 0, 0.0, time.time()
-        while True:
-            for i in range(0, train_data.size(0) - 1, bptt):
-                data, targets = get_batch(train_data, i)
-                model.zero_grad()
-                hidden = repackage_hidden(hidden)
-                output, hidden = model(data, hidden)
-                loss = criterion(output, targets)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                for p in model.parameters():
-                    p.data.add_(p.grad, alpha=-lr)
-                total_loss += loss.item()
-                steps += 1
-                if max_steps and steps == max_steps // 2:
-                    _sync(device)
-                    halfway.append(time.time() - start)
-                if (max_steps and steps >= max_steps) or (
-                        max_time and time.time() - start > max_time):
-                    return steps, time.time() - start
+        start = time.time()
+        for steps, _ in enumerate(trainer.epochs(), start=1):
+            if max_steps and steps == max_steps // 2:
+                _sync(device)
+                halfway.append(time.time() - start)
+            if (max_steps and steps >= max_steps) or (
+                    max_time and time.time() - start > max_time):
+                return steps, time.time() - start
+        raise AssertionError("epochs() never ends")
 
     valid = load_split(dataset, "valid")
     if job["eval_tokens"]:
@@ -154,13 +103,13 @@ def reference_worker(job: dict) -> dict:
     @torch.no_grad()
     def evaluate_example() -> float:  # the example's evaluate(), timed for eval tokens/s
         model.eval()
-        data_source = batchify(valid, 10)
+        data_source = batchify(valid, 10, device)
         hidden = model.init_hidden(10)
         total = 0.0
         for i in range(0, data_source.size(0) - 1, bptt):
-            data, targets = get_batch(data_source, i)
+            data, targets = get_batch(data_source, i, bptt)
             output, hidden = model(data, hidden)
-            hidden = repackage_hidden(hidden)
+            hidden = tuple(v.detach() for v in hidden)
             total += len(data) * criterion(output, targets).item()
         return total / (len(data_source) - 1)
 
@@ -199,17 +148,11 @@ def reference_worker(job: dict) -> dict:
 
 def _lm_ppl_of_reference(model, dataset, valid, device, job) -> float:
     """The reference's weights scored by lm's evaluator, so all perplexities are alike."""
-    from lm.evaluation.perplexity import evaluate
-    from lm.models import rnn
+    from reference_loop import as_lm_model
 
-    config = rnn.ModelConfig(dataset.metrics["vocab_size"], "lstm", job["layers"], job["emb"],
-                             job["hidden"], job["dropout"], job["tied"])
-    lm_model = rnn.RNNLM(config).to(device)
-    state = {"embedding.weight": model.encoder.weight, "decoder.weight": model.decoder.weight,
-             "decoder.bias": model.decoder.bias}
-    state.update({f"rnn.{k}": v for k, v in model.rnn.state_dict().items()})
-    lm_model.load_state_dict(state)
-    return evaluate(lm_model, valid, batch_size=10, device=device).perplexity
+    from lm.evaluation.perplexity import evaluate
+
+    return evaluate(as_lm_model(model), valid, batch_size=10, device=device).perplexity
 
 
 # ------------------------------------------------------------------------- lm's program
