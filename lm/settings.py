@@ -28,18 +28,21 @@ def setting(default: Any = MISSING, help: str = "", *, factory: Callable[[], Any
             flag: str | None = None, at_least: float | None = None,
             valid: Callable[[Any], bool] | None = None, rule: str = "",
             choices: Choices | None = None, parse: Callable[[str], Any] | None = None,
-            cli: bool = True, later: bool = False, resumable: bool = False) -> Any:
+            cli: bool = True, later: bool = False, was: Any = MISSING,
+            resumable: bool = False) -> Any:
     """A dataclass field that is also a command-line option.
 
     ``at_least``/``choices``/``valid`` with ``rule`` are checked by :func:`check_settings`
     (``None`` always passes: it means "not set"). ``parse`` turns the option's text into the
     value (the option is then a string). ``cli=False``: not an option (set by the program).
     ``later``: added after the first release, so left out of the fingerprint while at its
-    default and earlier artifacts are still found. ``resumable``: may change when a run is
+    default and earlier artifacts are still found; ``was``: the default it had then, when that
+    changed (at that value it is left out too, so a new default does not orphan old
+    artifacts). ``resumable``: may change when a run is
     resumed (how long it runs, where, how fast), unlike what is learnt.
     """
     meta = {"help": help, "flag": flag, "at_least": at_least, "valid": valid, "rule": rule,
-            "choices": choices, "parse": parse, "cli": cli, "later": later,
+            "choices": choices, "parse": parse, "cli": cli, "later": later, "was": was,
             "resumable": resumable}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
@@ -110,9 +113,10 @@ def flat(config: Any) -> dict[str, Any]:
 
 def fingerprint_params(config: Any) -> dict[str, Any]:
     """The settings that identify what a run makes (``later`` ones only when changed)."""
-    defaults = {f.name: f.default for f, _ in declared(type(config))}
-    later = {f.name for f, _ in declared(type(config)) if f.metadata.get("later")}
-    return {k: v for k, v in flat(config).items() if k not in later or v != defaults[k]}
+    fields = [f for f, _ in declared(type(config))]
+    unmarked = {f.name: [f.default, f.metadata.get("was", MISSING)] for f in fields
+                if f.metadata.get("later")}
+    return {k: v for k, v in flat(config).items() if k not in unmarked or v not in unmarked[k]}
 
 
 def resumable_names(cls: type) -> set[str]:

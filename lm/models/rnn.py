@@ -45,7 +45,12 @@ from lm.models.cells import CELLS, ExplicitRNN, cell_spec
 from lm.models.state import RecurrentState
 from lm.settings import check_settings, comma_ints, setting
 
-SOFTMAXES = ("full", "adaptive")
+SOFTMAXES = ("auto", "full", "adaptive")
+# --softmax auto (the default) takes the adaptive softmax from this vocabulary size on, the full
+# one below it. Set by bench/speedrun.py: its softmax sweep times both output layers on the
+# same network over a range of vocabulary sizes, and its PTB-small and Tang runs check that
+# the adaptive softmax loses no test perplexity at equal wall time (README, "Speedrun").
+AUTO_ADAPTIVE_FROM = 4000
 IMPLS = ("fused", "explicit")
 
 # cuDNN warns on every call when weight drop hands it weights outside its flat buffer.
@@ -118,14 +123,39 @@ def default_cutoffs(vocab_size: int) -> list[int]:
     return cutoffs or [max(1, vocab_size // 4)]
 
 
+def pick_output_layer(config: ModelConfig, train_ids=None) -> ModelConfig:
+    """``config`` with ``--softmax auto`` decided by the vocabulary size (adaptive from
+    ``AUTO_ADAPTIVE_FROM`` on) and, given the train split's ids, an adaptive softmax's cutoffs
+    fitted to its token frequencies (``fit_cutoffs``)."""
+    if config.softmax == "auto":
+        large = config.vocab_size >= AUTO_ADAPTIVE_FROM
+        config = replace(config, softmax="adaptive" if large else "full")
+    return config if train_ids is None else fit_cutoffs(config, train_ids)
+
+
+def describe_output_layer(config: ModelConfig, asked: str) -> str:
+    """One line saying which output layer a run trains, and why when ``auto`` chose it."""
+    layer = (f"adaptive softmax, cutoffs {','.join(map(str, config.adaptive_cutoffs()))}"
+             if config.softmax == "adaptive" else "full softmax")
+    if asked != "auto":
+        return f"output layer: {layer}"
+    side = "≥" if config.softmax == "adaptive" else "<"
+    return (f"output layer: {layer} (--softmax auto: a {config.vocab_size:,}-token vocabulary "
+            f"{side} {AUTO_ADAPTIVE_FROM:,})")
+
+
 def fit_cutoffs(config: ModelConfig, train_ids) -> ModelConfig:
     """``config`` with adaptive-softmax cutoffs set from the train split's token frequencies
     (``frequency_cutoffs``), when it has an adaptive softmax and no ``--cutoffs``; otherwise
     ``config`` itself. The cutoffs land in the saved config.json, so loading needs no data."""
     if config.softmax != "adaptive" or config.cutoffs:
         return config
-    counts = np.bincount(np.asarray(train_ids).reshape(-1), minlength=config.vocab_size)
-    return replace(config, cutoffs=frequency_cutoffs(counts[:config.vocab_size]))
+    ids = np.asarray(train_ids).reshape(-1)  # a memory-mapped split: counted block by block
+    counts = np.zeros(config.vocab_size, np.int64)
+    for start in range(0, len(ids), 1 << 24):
+        block = np.bincount(ids[start:start + (1 << 24)], minlength=config.vocab_size)
+        counts += block[:config.vocab_size]
+    return replace(config, cutoffs=frequency_cutoffs(counts))
 
 
 def _dropout_rate(value: float) -> bool:
@@ -145,10 +175,14 @@ class ModelConfig:
                              valid=_dropout_rate, rule="in [0, 1)")
     tied: bool = setting(False, "Tie input and output embeddings (with --softmax adaptive: "
                          "adaptive input embeddings sharing the softmax's clusters).")
-    softmax: str = setting("full", "full, or adaptive (AdaptiveLogSoftmaxWithLoss: much faster "
-                           "for large word vocabularies).", choices=SOFTMAXES, later=True)
+    softmax: str = setting("auto", "auto (adaptive for vocabularies of "
+                           f"{AUTO_ADAPTIVE_FROM:,} tokens or more, else full), full, or "
+                           "adaptive (AdaptiveLogSoftmaxWithLoss: the frequent tokens in a "
+                           "small head, the rare ones in cheaper clusters).", choices=SOFTMAXES,
+                           later=True, was="full")
     cutoffs: list[int] | None = setting(None, "Adaptive-softmax cluster bounds, e.g. "
-                                        "2000,10000 (default: by vocabulary size).",
+                                        "2000,10000 (default: where the train split's tokens "
+                                        "reach 80% and 95% of its text).",
                                         parse=comma_ints, later=True)
     impl: str = setting("fused", "fused (cuDNN/oneDNN) or explicit (the cell equations of "
                         "lm.models.cells; cells without a fused layer always run explicit).",
@@ -196,6 +230,7 @@ def _recurrent(cell: str, impl: str, input_size: int, hidden_size: int, layers: 
 class RNNLM(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        config = pick_output_layer(config)
         config.check()
         self.config = config
         self.spec = cell_spec(config.cell)
@@ -423,7 +458,9 @@ def save(model: RNNLM, directory: Path, weights_name: str = "model.safetensors")
 
 def load(directory: Path, weights_name: str = "model.safetensors",
          device: torch.device | str = "cpu") -> RNNLM:
-    config = ModelConfig(**json.loads((directory / "config.json").read_text()))
+    # models saved before --softmax auto have no "softmax" key when they had the full one
+    config = ModelConfig(**{"softmax": "full",
+                            **json.loads((directory / "config.json").read_text())})
     model = RNNLM(config)
     tensors = load_file(str(directory / weights_name))
     missing, unexpected = model.load_state_dict(tensors, strict=False)

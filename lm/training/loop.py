@@ -21,6 +21,7 @@ import math
 import os
 import signal
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -56,12 +57,13 @@ def train(store: Store, dataset: Artifact, config: TrainConfig, name: str, resum
           use_wandb: bool = True, progress: bool = True, log=print) -> tuple[Artifact, bool]:
     """Train a model on a dataset artifact; returns (model artifact, reused)."""
     config.check()
+    ranks = Distributed.from_env()
+    config = _pick_output_layer(config, dataset, log if ranks.main else (lambda *_: None))
     params = fingerprint_params(config)
     if not resume and config.max_time is None:
         cached = store.find_cached("model", name, fingerprint("model", [dataset], params))
         if cached is not None:
             return cached, True
-    ranks = Distributed.from_env()
     device = pick_device(config.device)
     if ranks.active and device.type == "cuda":
         device = torch.device("cuda", ranks.local_rank)
@@ -77,6 +79,15 @@ def train(store: Store, dataset: Artifact, config: TrainConfig, name: str, resum
         return store.resolve(ranks.object_from_main(ref), "model"), False
     finally:
         ranks.stop()
+
+
+def _pick_output_layer(config: TrainConfig, dataset: Artifact, log) -> TrainConfig:
+    """``--softmax auto`` decided and an adaptive softmax's cutoffs fitted to the train split
+    before anything is fingerprinted, so the model's record says what was trained."""
+    model = rnn.pick_output_layer(config.model_for(dataset.metrics["vocab_size"]),
+                                  load_split(dataset, "train"))
+    log(rnn.describe_output_layer(model, config.model.softmax))
+    return replace(config, model=model)
 
 
 class Run:
@@ -339,6 +350,7 @@ class Run:
     def validate(self) -> float:
         """Validation perplexity; keeps the best weights and applies the lr policy."""
         state, step = self.state, self.state.step
+        trained = state.train_seconds + self.meter.seconds_since_read()  # up to this step
         nats = ppl = math.nan
         if self.ranks.main:
             with averaged(self.averager):
@@ -360,15 +372,16 @@ class Run:
             self.averager = Averager(list(self.model.parameters()))
             state.asgd_from, state.avg_count = step, 1
             note = " — averaging the weights from here (NT-ASGD)"
-        self._record(nats, ppl)
-        self.log(f"step {step}: valid ppl {ppl:.2f}" + (" (best)" if improved else "") + note)
+        self._record(nats, ppl, trained)
+        self.log(f"step {step}: valid ppl {ppl:.2f}" + (" (best)" if improved else "") + note
+                 + f" · {state.train_tokens:,} tokens in {trained:.1f} s")
         return ppl
 
-    def _record(self, nats: float, ppl: float) -> None:
+    def _record(self, nats: float, ppl: float, trained: float) -> None:
         state = self.state
         entry = {"step": state.step, "tokens": state.train_tokens,
                  "train_loss": state.last_loss, "valid_loss": nats, "valid_ppl": ppl,
-                 "lr": state.base_lr, "seconds": state.train_seconds,
+                 "lr": state.base_lr, "seconds": trained,
                  **self._gradients_since_validation()}
         if (self.valid_chars
                 and len(self.valid_ids) == self.dataset.metrics["splits"]["valid"]["tokens"]):

@@ -1,5 +1,6 @@
 """Tied adaptive input/softmax: a real tie, a proper distribution, a faithful round trip."""
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -161,3 +162,50 @@ def test_fit_cutoffs_reads_the_train_ids_only_for_an_adaptive_softmax_without_cu
     model = rnn.RNNLM(fitted)
     rnn.save(model, tmp_path)
     assert rnn.load(tmp_path).config.cutoffs == [4]
+
+
+def test_auto_picks_the_adaptive_softmax_from_the_threshold_on():
+    below = rnn.pick_output_layer(rnn.ModelConfig(vocab_size=rnn.AUTO_ADAPTIVE_FROM - 1))
+    at = rnn.pick_output_layer(rnn.ModelConfig(vocab_size=rnn.AUTO_ADAPTIVE_FROM))
+    assert (below.softmax, at.softmax) == ("full", "adaptive")
+    # a choice made on the command line is kept whatever the vocabulary
+    assert rnn.pick_output_layer(rnn.ModelConfig(vocab_size=50, softmax="adaptive")).softmax \
+        == "adaptive"
+    assert rnn.pick_output_layer(rnn.ModelConfig(vocab_size=10**5, softmax="full")).softmax \
+        == "full"
+    # a model built straight from an auto config has the layer auto stands for
+    assert rnn.RNNLM(rnn.ModelConfig(vocab_size=12, emb_size=4, hidden_size=4)).config.softmax \
+        == "full"
+
+
+def test_auto_fits_the_cutoffs_to_the_train_split_and_says_what_it_chose():
+    vocab = rnn.AUTO_ADAPTIVE_FROM
+    counts = np.arange(vocab, 0, -1)  # id order is frequency order, as the tokenizers number
+    ids = np.repeat(np.arange(vocab), counts).astype(np.uint16)
+    picked = rnn.pick_output_layer(rnn.ModelConfig(vocab_size=vocab), ids)
+    assert picked.cutoffs == frequency_cutoffs(counts)
+    line = rnn.describe_output_layer(picked, "auto")
+    assert line == (f"output layer: adaptive softmax, cutoffs "
+                    f"{','.join(map(str, picked.cutoffs))} (--softmax auto: a {vocab:,}-token "
+                    f"vocabulary ≥ {vocab:,})")
+    small = rnn.pick_output_layer(rnn.ModelConfig(vocab_size=100), ids[ids < 100])
+    assert small.cutoffs is None
+    assert rnn.describe_output_layer(small, "auto").startswith("output layer: full softmax (")
+    assert rnn.describe_output_layer(small, "full") == "output layer: full softmax"
+
+
+def test_cutoffs_are_counted_block_by_block_over_a_long_split():
+    ids = np.random.default_rng(0).zipf(1.3, size=(1 << 24) + 1000) % 300
+    config = rnn.ModelConfig(vocab_size=300, softmax="adaptive")
+    fitted = rnn.fit_cutoffs(config, ids.astype(np.uint16))
+    assert fitted.cutoffs == frequency_cutoffs(np.bincount(ids, minlength=300))
+
+
+def test_a_model_saved_before_auto_without_a_softmax_key_loads_as_full(tmp_path):
+    model = rnn.RNNLM(rnn.ModelConfig(vocab_size=10**4, emb_size=4, hidden_size=4,
+                                      softmax="full"))
+    rnn.save(model, tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["softmax"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert rnn.load(tmp_path).config.softmax == "full"  # not auto's adaptive for 10,000

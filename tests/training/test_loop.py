@@ -1,9 +1,11 @@
 import hashlib
+import json
 
+import numpy as np
 import pytest
 
 from lm.artifacts import Store
-from lm.data.prepare import PrepareConfig, prepare
+from lm.data.prepare import PrepareConfig, load_split, prepare
 from lm.errors import LMError
 from lm.training.loop import TrainConfig, train
 
@@ -123,6 +125,29 @@ def test_fingerprints_of_plain_settings_are_unchanged():
     digest = hashlib.sha256(json.dumps(fingerprint_params(adaptive), sort_keys=True,
                                        default=str).encode()).hexdigest()
     assert digest == "74b1a962c613d36f4505d53c8b2c6e7fd4645de75b20117f34943dd0a23fe73b"
+
+
+def test_auto_output_layer_is_decided_before_the_fingerprint(tmp_path, word_corpus,
+                                                              monkeypatch):
+    from lm.models import rnn
+
+    store, data = _dataset(tmp_path, word_corpus)
+    said: list[str] = []
+    quiet = {"use_wandb": False, "progress": False, "log": said.append}
+    auto, _ = train(store, data, _config(max_steps=10), "auto", **quiet)
+    assert "output layer: full softmax (--softmax auto: a " in said[0]
+    # auto that chose full is the full softmax models were trained with before auto existed
+    full, reused = train(store, data, _config(max_steps=10, softmax="full"), "auto", **quiet)
+    assert reused and full.ref == auto.ref
+    assert json.loads(auto.file("config.json").read_text())["softmax"] == "full"
+    monkeypatch.setattr(rnn, "AUTO_ADAPTIVE_FROM", 2)  # now every vocabulary is large
+    said.clear()
+    adaptive, reused = train(store, data, _config(max_steps=10), "auto", **quiet)
+    assert not reused and said[0].startswith("output layer: adaptive softmax, cutoffs ")
+    saved = json.loads(adaptive.file("config.json").read_text())
+    assert saved["softmax"] == "adaptive"
+    assert saved["cutoffs"] == rnn.frequency_cutoffs(np.bincount(
+        load_split(data, "train"), minlength=data.metrics["vocab_size"]))
 
 
 def test_awd_options_train_and_resume_exactly(tmp_path, word_corpus):
