@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: poems test install lint mutation
+.PHONY: poems test install lint mutation fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lm tests bench
+
+# schemathesis against a running `lm serve` (tests/serve/fuzz.sh); FUZZ_EXAMPLES sets its budget
+fuzz: $(STAMP)
+	tests/serve/fuzz.sh
 
 # Mutation testing with mutmut (not part of CI: it runs long). The modules and the tests that
 # must kill their mutants are [tool.mutmut] in pyproject.toml. Every run starts from a fresh

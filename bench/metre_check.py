@@ -38,8 +38,9 @@ def library_checker():
 
 
 def sample(ref: str, num: int, seed: int, temperature: float, **options) -> tuple[list, dict]:
-    from lm.generation.request import SampleRequest
     from lm.generation.run import sample as run_sample
+
+    from lm.generation.request import SampleRequest
 
     request = SampleRequest(num=num, seed=seed, temperature=temperature, report=True,
                             **options)
@@ -54,7 +55,7 @@ def _store():
 
 
 def regulated(args, checker) -> None:
-    from lm.generation.script import convert
+    from lm.generation.verse.script import convert
 
     print("| form | samples | metre pass | rhyme pass | both | log-prob/char --meter | "
           "log-prob/char --form | cost (nats/char) |")
@@ -77,10 +78,10 @@ def regulated(args, checker) -> None:
 
 
 def tunes(args, checker) -> None:
-    from lm.generation.script import convert
-    from lm.generation.tunes import corpus_tunes, find_template
     from lm.generation.verse import corpus_of, simplified_vocabulary
-    from lm.generation.vocab import TokenClasses
+    from lm.generation.verse.script import convert
+    from lm.generation.verse.tunes import corpus_tunes, find_template
+    from lm.generation.verse.vocab import TokenClasses
     from lm.tokenization import load_tokenizer
 
     store = _store()

@@ -26,7 +26,8 @@ from rich.console import Console
 from rich.table import Table
 
 from lm.artifacts import Store
-from lm.generation.sampling import RNNStepper, draw
+from lm.generation.decoding.sampling import draw
+from lm.generation.decoding.steppers import RNNStepper
 from lm.models import rnn
 from lm.models.export import export_model, state_names, state_shapes
 from lm.tokenization import EOS_ID

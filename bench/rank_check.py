@@ -74,7 +74,7 @@ def main() -> None:
     print("| model | originals ranked first | mean ppl, originals | mean ppl, shuffles |")
     print("|---|---|---|---|")
     for ref in args.models:
-        scorer = LineScorer(store, ref)
+        scorer = LineScorer.open(store, ref)
         nats = [s.evaluation.nats_per_token for s in scorer.score([t for p in pairs for t in p])]
         # a win is strictly lower; equal scores (an order-blind model) are not rounding luck
         wins = sum(nats[2 * i] < nats[2 * i + 1] - 1e-9 for i in range(len(pairs)))

@@ -162,7 +162,8 @@ def lm_worker(job: dict) -> dict:
     from lm.artifacts import Store
     from lm.data.prepare import load_split
     from lm.evaluation.perplexity import evaluate
-    from lm.generation.sampling import RNNStepper, generate
+    from lm.generation.decoding.sampling import generate
+    from lm.generation.decoding.steppers import RNNStepper
     from lm.models import rnn
     from lm.training.loop import TrainConfig, train
 

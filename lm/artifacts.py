@@ -32,8 +32,9 @@ from filelock import FileLock
 from lm import __version__
 from lm.errors import LMError
 
-KINDS = ("dataset", "model", "ngram", "comparison")
-WRITTEN_BY = {"dataset": "prepare", "model": "train", "ngram": "ngram", "comparison": "compare"}
+KINDS = ("dataset", "model", "ngram", "comparison", "mixture")
+WRITTEN_BY = {"dataset": "prepare", "model": "train", "ngram": "ngram", "comparison": "compare",
+              "mixture": "perplexity"}
 MANIFEST = "manifest.json"
 _REF = re.compile(r"^(?:(?P<kind>[a-z]+):)?(?P<name>[^@:/\\]+)(?:@(?P<version>v\d+|latest))?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -83,6 +83,8 @@ def _key_metric(a: Artifact) -> str:
         return f"valid ppl {m['best_valid_ppl']:.2f}"
     if a.kind == "ngram" and m.get("test_perplexity"):
         return f"test ppl {m['test_perplexity']:.2f}"
+    if a.kind == "mixture":
+        return f"λ {m['weight']:.4f} (fitted on {m['valid_tokens']:,} valid tokens)"
     return ""
 
 

@@ -2,6 +2,12 @@
 
 Shared by training, evaluation and generation, so none of them imports another for it.
 
+``work_limit`` and ``checkpoint``: long loops (each decoding step, each scoring batch) call
+``checkpoint()``, which stops the work with :class:`WorkStopped` once the deadline of the
+enclosing ``work_limit`` block has passed or its stop event is set. The server bounds every
+request's time this way, and stops a generation in its middle on SIGTERM; outside such a block
+``checkpoint()`` does nothing.
+
 ``reuse_freed_memory``: keep large freed blocks in the process instead of handing them back to
 the kernel. A training or scoring step frees and re-allocates the same large temporaries (a
 [N, V] logits buffer is ~90 MB for a 33k-word vocabulary). By default glibc returns such
@@ -13,14 +19,56 @@ keeps the memory mapped for reuse. Process-wide, idempotent, and a no-op off Lin
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 import torch
 
 from lm.errors import LMError
 
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+class WorkStopped(Exception):
+    """The enclosing ``work_limit`` ended the work: its time ran out, or it was stopped."""
+
+
+@dataclass(frozen=True)
+class _Limit:
+    deadline: float  # time.monotonic() past which the work stops
+    stop: threading.Event | None
+
+
+_LIMIT: ContextVar[_Limit | None] = ContextVar("lm_work_limit", default=None)
+
+
+@contextlib.contextmanager
+def work_limit(seconds: float, stop: threading.Event | None = None) -> Iterator[None]:
+    """Work inside this block stops at its next ``checkpoint()`` after ``seconds``, or as soon
+    as ``stop`` is set."""
+    token = _LIMIT.set(_Limit(time.monotonic() + seconds, stop))
+    try:
+        yield
+    finally:
+        _LIMIT.reset(token)
+
+
+def checkpoint() -> None:
+    """Raise :class:`WorkStopped` if the enclosing ``work_limit`` has ended the work."""
+    limit = _LIMIT.get()
+    if limit is None:
+        return
+    if limit.stop is not None and limit.stop.is_set():
+        raise WorkStopped("stopped: the server is shutting down")
+    if time.monotonic() > limit.deadline:
+        raise WorkStopped("out of time")
+
 
 def pick_device(requested: str) -> torch.device:
     """CUDA, then MPS, then CPU; a device that is asked for but absent is an error."""

@@ -11,29 +11,58 @@ the same command (``--hidden-size`` fills ``TrainConfig.model.hidden_size``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
+import re
 import typing
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import MISSING, Field, field, fields, is_dataclass
+from contextvars import ContextVar
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from lm.errors import LMError
 
 Choices = Iterable[str] | Callable[[], Iterable[str]]
 
+# How a message names a setting: "flag" on the command line (--max-tokens), "field" in the
+# JSON API (max_tokens). The server sets it for each request it handles.
+SPELLING: ContextVar[str] = ContextVar("lm_spelling", default="flag")
+
+
+@contextlib.contextmanager
+def spelled_as_fields() -> Iterator[None]:
+    """Within this block, errors name settings as JSON fields (the API's spelling)."""
+    token = SPELLING.set("field")
+    try:
+        yield
+    finally:
+        SPELLING.reset(token)
+
+
+def named(name: str, flag: str | None = None) -> str:
+    """A setting as the user wrote it: ``--max-tokens`` on the command line, ``max_tokens`` in
+    JSON. ``flag``: the option's own spelling when it is not ``--`` + the name."""
+    if SPELLING.get() == "field":
+        return name
+    return flag or "--" + name.replace("_", "-")
+
 
 def setting(default: Any = MISSING, help: str = "", *, factory: Callable[[], Any] | None = None,
-            flag: str | None = None, at_least: float | None = None,
+            flag: str | None = None, at_least: float | None = None, above: float | None = None,
+            at_most: float | None = None, below: float | None = None, pattern: str | None = None,
             valid: Callable[[Any], bool] | None = None, rule: str = "",
             choices: Choices | None = None, parse: Callable[[str], Any] | None = None,
             cli: bool = True, later: bool = False, was: Any = MISSING,
             resumable: bool = False) -> Any:
     """A dataclass field that is also a command-line option.
 
-    ``at_least``/``choices``/``valid`` with ``rule`` are checked by :func:`check_settings`
-    (``None`` always passes: it means "not set"). ``parse`` turns the option's text into the
+    ``at_least``/``above``/``at_most``/``below`` (bounds), ``pattern`` (a regular expression
+    the whole text matches), ``choices`` and ``valid`` (a function) with ``rule`` (its words)
+    are checked by :func:`check_settings` (``None`` always passes: it means "not set"). All but
+    ``valid`` are declarative, so an API schema carries them too
+    (:mod:`lm.serve.schemas`). ``parse`` turns the option's text into the
     value (the option is then a string). ``cli=False``: not an option (set by the program).
     ``later``: added after the first release, so left out of the fingerprint while at its
     default and earlier artifacts are still found; ``was``: the default it had then, when that
@@ -41,7 +70,8 @@ def setting(default: Any = MISSING, help: str = "", *, factory: Callable[[], Any
     artifacts). ``resumable``: may change when a run is
     resumed (how long it runs, where, how fast), unlike what is learnt.
     """
-    meta = {"help": help, "flag": flag, "at_least": at_least, "valid": valid, "rule": rule,
+    meta = {"help": help, "flag": flag, "at_least": at_least, "above": above,
+            "at_most": at_most, "below": below, "pattern": pattern, "valid": valid, "rule": rule,
             "choices": choices, "parse": parse, "cli": cli, "later": later, "was": was,
             "resumable": resumable}
     if factory is not None:
@@ -88,17 +118,34 @@ def check_settings(config: Any) -> None:
     """Apply every declared rule; the first broken one is a one-line error naming the flag."""
     for owner, f in walk(config):
         value = getattr(owner, f.name)
-        if value is None:
-            continue
-        meta, flag = f.metadata, flag_of(f)
-        if meta.get("at_least") is not None and value < meta["at_least"]:
-            raise LMError(f"{flag} must be at least {meta['at_least']}, not {value}")
-        choices = _choices(f)
-        if choices is not None and value not in choices:
-            raise LMError(f"{flag} must be one of {', '.join(choices)}, not {value!r}")
-        valid = meta.get("valid")
-        if valid is not None and (_is_nan(value) or not valid(value)):
-            raise LMError(f"{flag} must be {meta['rule']}, not {value}")
+        if value is not None:
+            check_value(f, value)
+    for rule in getattr(type(config), "BETWEEN", ()):
+        rule.check(config)
+
+
+BOUNDS = (("at_least", "at least", lambda v, b: v >= b), ("above", "more than", lambda v, b: v > b),
+          ("at_most", "at most", lambda v, b: v <= b), ("below", "less than", lambda v, b: v < b))
+
+
+def check_value(f: Field, value: Any) -> None:
+    """One setting's own rules: bounds, pattern, choices and ``valid``."""
+    meta, flag = f.metadata, named(f.name, f.metadata.get("flag"))
+    for key, words, holds in BOUNDS:
+        bound = meta.get(key)
+        if bound is not None and (_is_nan(value) or not holds(value, bound)):
+            raise LMError(f"{flag} must be {meta['rule'] or f'{words} {bound}'}, not {value}")
+    pattern = meta.get("pattern")
+    if pattern is not None and not re.fullmatch(pattern, str(value)):
+        raise LMError(f"{flag} must be {meta['rule']}, not {value!r}")
+    choices = _choices(f)
+    if choices is not None and value not in choices:
+        raise LMError(f"{flag} must be one of {', '.join(choices)}, not {value!r}")
+    valid = meta.get("valid")
+    if valid is not None and (_is_nan(value) or not valid(value)):
+        raise LMError(f"{flag} must be {meta['rule']}, not {value}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise LMError(f"{flag} must be a finite number, not {value}")
 
 
 def _is_nan(value: Any) -> bool:
@@ -178,12 +225,14 @@ def _option(f: Field, kind: Any) -> inspect.Parameter:
                              annotation=kind)
 
 
-def with_settings(cls: type, into: str = "config") -> Callable[[Callable], Callable]:
+def with_settings(cls: type, into: str = "config",
+                  check: bool = True) -> Callable[[Callable], Callable]:
     """Give a Typer command one option per setting of ``cls``; it receives ``into=cls(...)``.
 
     The command's own parameters (its argument, output flags) come first, then the settings
     in declaration order. Values given on the command line are parsed with each field's
-    ``parse`` and checked with :func:`check_settings` before the command runs.
+    ``parse`` and, unless ``check=False`` (the command checks them itself, once), checked
+    with the config's ``check`` (or :func:`check_settings`) before the command runs.
     """
     if not is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
@@ -202,8 +251,9 @@ def with_settings(cls: type, into: str = "config") -> Callable[[Callable], Calla
         def command(**kwargs: Any) -> Any:
             values = {f.name: kwargs.pop(f.name) for f, _ in specs if f.name in kwargs}
             config = _build(cls, values)
-            check = getattr(config, "check", None)
-            (check or functools.partial(check_settings, config))()
+            if check:
+                own = getattr(config, "check", None)
+                (own or functools.partial(check_settings, config))()
             return func(**kwargs, **{into: config})
 
         parameters = own + generated
@@ -239,3 +289,64 @@ def unit_or_auto(value: str) -> bool:
         return 0 <= float(value) <= 1
     except ValueError:
         return False
+
+
+# ------------------------------------------------------------------ rules between settings
+@dataclass(frozen=True)
+class Cond:
+    """A condition on one setting's value, and the JSON Schemas of the values for which it
+    holds and of those for which it does not (both spelled out: no ``not``, which schema-based
+    fuzzers cannot draw from)."""
+
+    holds: Callable[[Any], bool]
+    schema: dict[str, Any]
+    complement: dict[str, Any] | None = None
+
+
+TRUE = Cond(lambda v: v is True, {"const": True}, {"const": False})  # a switch that is on
+GIVEN = Cond(lambda v: v is not None, {"not": {"type": "null"}}, {"type": "null"})
+LEFT_OUT = Cond(lambda v: v is None, {"type": "null"}, {"not": {"type": "null"}})
+
+
+def one_of(values: Iterable[Any]) -> Cond:
+    """The setting is one of these values (``null`` for one left out)."""
+    allowed = list(values)
+    return Cond(lambda v: v in allowed, {"enum": allowed})
+
+
+def matching(regex: str, otherwise: str | None = None) -> Cond:
+    """A text that the regular expression matches whole; ``otherwise``: a regular expression
+    for every other text the setting takes (its complement, for the schema)."""
+    complement = None
+    if otherwise is not None:  # null, or a text that the other expression matches
+        complement = {"type": ["string", "null"], "pattern": f"^(?:{otherwise})$"}
+    return Cond(lambda v: isinstance(v, str) and re.fullmatch(regex, v) is not None,
+                {"type": "string", "pattern": f"^(?:{regex})$"}, complement)
+
+
+@dataclass(frozen=True)
+class Between:
+    """A rule between two settings: when ``when`` holds of the first, ``then`` must hold of
+    the second. ``message`` builds the one-line error at the moment it is raised, so that it
+    names the settings as the user spelled them (:func:`named`)."""
+
+    first: str
+    when: Cond
+    second: str
+    then: Cond
+    message: Callable[[Any], str]
+
+    def check(self, config: Any) -> None:
+        if self.when.holds(getattr(config, self.first)) and \
+                not self.then.holds(getattr(config, self.second)):
+            raise LMError(self.message(config))
+
+    def clauses(self, defaults: dict[str, Any], caps: dict[str, int]) -> list[dict[str, Any]]:
+        """The rule in JSON Schema: the first does not meet ``when``, or the second meets
+        ``then``. The second must then be given outright when its default fails ``then`` (the
+        schema sees the body, not defaults); a first left out is its default, which never
+        meets ``when``."""
+        then: dict[str, Any] = {"properties": {self.second: self.then.schema}}
+        if not self.then.holds(defaults.get(self.second)):
+            then["required"] = [self.second]
+        return [{"anyOf": [{"properties": {self.first: self.when.complement}}, then]}]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 
 # tests/generation's fakes (a namespace package: tests/ is on the path, as for tests_support)
-from generation.generation_fakes import Tracing, sampling_allows
+from generation.generation_fakes import Tracing, make_plan, sampling_allows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lm.generation.processors import GREEDY_BELOW
-from lm.generation.sampling import RNNStepper, generate
+from lm.generation.decoding.plan import GREEDY_BELOW
+from lm.generation.decoding.sampling import generate
+from lm.generation.decoding.steppers import RNNStepper
 from lm.models import rnn
 from lm.tokenization import UNK_ID, decode, encode_documents, train_tokenizer
 
@@ -57,13 +58,14 @@ def test_sampling_never_leaves_the_vocabulary(temperature, top_k, top_p, min_p, 
     stepper = Tracing(RNNStepper(_model()))
     settings = dict(num=3, max_tokens=15, temperature=temperature, top_k=top_k, top_p=top_p,
                     min_p=min_p, seed=seed)
-    out = generate(stepper, prime, **settings)
-    assert all(0 <= t < 13 and t != 1 for sample in out for t in sample)
+    out = generate(stepper, make_plan(prime, **settings))
+    assert all(0 <= t < 13 and t not in (1, UNK_ID) for sample in out for t in sample)
     assert all(len(sample) <= 15 for sample in out)
     # each token is one the settings allow, from the very scores it was chosen from
     for logprobs, token in (step for steps in stepper.steps(out) for step in steps):
-        if temperature < GREEDY_BELOW:
-            assert logprobs[token] == logprobs.max()  # greedy: the argmax, truncation or not
+        if temperature < GREEDY_BELOW:  # greedy: the argmax but <unk>, truncation or not
+            assert logprobs[token] == logprobs.index_fill(0, torch.tensor([UNK_ID]), -1e9).max()
         else:
             assert sampling_allows(logprobs / temperature, token, top_k, top_p, min_p)
-    assert generate(RNNStepper(_model()), prime, **settings) == out  # the seed decides all
+    again = generate(RNNStepper(_model()), make_plan(prime, **settings))
+    assert again == out  # the seed decides all

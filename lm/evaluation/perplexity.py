@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from lm.models.rnn import RNNLM
-from lm.runtime import reuse_freed_memory
+from lm.runtime import checkpoint, reuse_freed_memory
 from lm.tokenization import EOS_ID, UNK_ID
 
 LN2 = math.log(2.0)
@@ -125,6 +125,7 @@ def _stream_logprobs(model: RNNLM, ids: np.ndarray, batch_size: int, bptt: int,
     hidden = model.init_hidden(batch_size, device)
     out = torch.empty(batch_size, length, dtype=torch.float64, device=device)
     for start in range(0, length, bptt):
+        checkpoint()
         x = inputs[:, start:start + bptt]
         logprobs, hidden = _target_logprobs(model, x, hidden, targets[:, start:start + bptt])
         hidden = hidden.detach()
@@ -157,6 +158,7 @@ def _document_logprobs(model: RNNLM, ids: np.ndarray, batch_size: int,
     out = np.empty(len(ids), dtype=np.float64)
     order = np.argsort(ends - starts, kind="stable")
     for first in range(0, len(order), batch_size):
+        checkpoint()
         docs = order[first:first + batch_size]
         longest = int(max(ends[d] - starts[d] for d in docs))
         x = np.full((len(docs), longest), EOS_ID, dtype=np.int64)

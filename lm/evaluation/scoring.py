@@ -86,28 +86,42 @@ def documents_from(file: Path | None, text: str | None, doc_sep: str) -> list[st
 LogProbs = Callable[[np.ndarray, str, int], np.ndarray]
 
 
-def load_logprobs(artifact: Artifact, device: str = "auto") -> LogProbs:
-    """An RNN or n-gram artifact loaded once, as ``(ids, context, batch_size) -> log-probs``.
-
-    A server scores many small requests: loading the weights once keeps that cheap.
-    """
+def load_weights(artifact: Artifact, device: str = "auto") -> Any:
+    """An RNN (on its device) or n-gram artifact's model, loaded."""
     if artifact.kind == "ngram":
         from lm.ngram import NgramModel
 
-        ngram = NgramModel.load(artifact.path)
-        return lambda ids, context, batch_size: ngram.logprobs(np.asarray(ids))
-    from lm.evaluation.perplexity import document_logprobs, stream_logprobs
+        return NgramModel.load(artifact.path)
     from lm.models import rnn
     from lm.runtime import pick_device
 
-    dev = pick_device(device)
-    model = rnn.load(artifact.path, device=dev)
+    return rnn.load(artifact.path, device=pick_device(device))
+
+
+def logprobs_of(weights: Any) -> LogProbs:
+    """A loaded RNN or n-gram as ``(ids, context, batch_size) -> log-probs``.
+
+    A server scores many small requests with the model it already holds: nothing is loaded
+    again.
+    """
+    from lm.models.rnn import RNNLM
+
+    if not isinstance(weights, RNNLM):  # an n-gram: no state to carry or reset
+        return lambda ids, context, batch_size: weights.logprobs(np.asarray(ids))
+    from lm.evaluation.perplexity import document_logprobs, stream_logprobs
+
+    device = next(weights.parameters()).device
 
     def logprobs(ids: np.ndarray, context: str, batch_size: int) -> np.ndarray:
         scorer = stream_logprobs if context == "stream" else document_logprobs
-        return scorer(model, ids, batch_size=batch_size, device=dev)
+        return scorer(weights, ids, batch_size=batch_size, device=device)
 
     return logprobs
+
+
+def load_logprobs(artifact: Artifact, device: str = "auto") -> LogProbs:
+    """An RNN or n-gram artifact loaded once, as ``(ids, context, batch_size) -> log-probs``."""
+    return logprobs_of(load_weights(artifact, device))
 
 
 def model_logprobs(store: Store, artifact: Artifact, ids: np.ndarray, context: str = "stream",
@@ -148,6 +162,8 @@ def mix_logprobs(rnn_lp: np.ndarray, ngram_lp: np.ndarray, weight: float) -> np.
 
 def score(store: Store, ref: str, request: ScoreRequest | None = None) -> dict[str, Any]:
     """Perplexity and friends of one model (optionally mixed with an n-gram) on some text."""
+    from lm.evaluation.weights import fitted_weight
+
     request = request or ScoreRequest()
     request.check()
     artifact = store.resolve(ref, MODEL_KINDS)
@@ -163,7 +179,7 @@ def score(store: Store, ref: str, request: ScoreRequest | None = None) -> dict[s
         other_lp = _logprobs(store, other, ids, request)
         rnn_lp, ngram_lp = (logprobs, other_lp) if artifact.kind == "model" else (other_lp,
                                                                                  logprobs)
-        lam = (tuned_weight(store, rnn_model, ngram, dataset, request)
+        lam = (fitted_weight(store, rnn_model, ngram, request)
                if request.weight == "auto" else float(request.weight))
         logprobs = mix_logprobs(rnn_lp, ngram_lp, lam)
         result["mixture"] = other.ref
@@ -199,18 +215,6 @@ def _logprobs(store: Store, artifact: Artifact, ids: np.ndarray, request: ScoreR
               ) -> np.ndarray:
     return model_logprobs(store, artifact, ids, request.context, request.batch_size,
                           request.device)
-
-
-def tuned_weight(store: Store, rnn_model: Artifact, ngram: Artifact,
-                  dataset: Artifact | None, request: ScoreRequest) -> float:
-    """--weight auto: the λ that fits the valid split of the RNN's dataset best."""
-    dataset = dataset or dataset_of(store, rnn_model)
-    valid = np.asarray(load_split(dataset, "valid"), dtype=np.int64)
-    if len(valid) == 0:
-        raise LMError("--weight auto tunes on the valid split, which is empty: "
-                      "pass --weight 0.5")
-    return tune_weight(_logprobs(store, rnn_model, valid, request),
-                       _logprobs(store, ngram, valid, request))
 
 
 # ------------------------------------------------------------------------ lines on their own
@@ -257,14 +261,21 @@ class LineScore:
 
 
 class LineScorer:
-    """A model loaded once that scores texts, each on its own (``lm perplexity --rank``,
+    """A loaded model that scores texts, each on its own (``lm perplexity --rank``,
     ``lm serve``'s ``/score`` and the tints of its poems)."""
 
-    def __init__(self, store: Store, ref: str, device: str = "auto", batch_size: int = 64):
-        self.artifact = store.resolve(ref, MODEL_KINDS)
-        self.tokenizer = load_tokenizer(self.artifact.file("tokenizer.json"))
+    def __init__(self, artifact: Artifact, tokenizer: Any, logprobs: LogProbs,
+                 batch_size: int = 64) -> None:
+        self.artifact, self.tokenizer = artifact, tokenizer
         self.batch_size = batch_size
-        self._logprobs = load_logprobs(self.artifact, device)
+        self._logprobs = logprobs
+
+    @classmethod
+    def open(cls, store: Store, ref: str, device: str = "auto",
+             batch_size: int = 64) -> LineScorer:
+        artifact = store.resolve(ref, MODEL_KINDS)
+        return cls(artifact, load_tokenizer(artifact.file("tokenizer.json")),
+                   load_logprobs(artifact, device), batch_size)
 
     def score(self, texts: list[str]) -> list[LineScore]:
         """Every text as its own document: the same tokens as ``lm perplexity --text``."""
@@ -297,7 +308,7 @@ def rank(store: Store, ref: str, request: ScoreRequest) -> dict[str, Any]:
         raise LMError("--rank scores each line with one model: drop --mix")
     documents = documents_from(request.file, request.text, request.doc_sep)
     kept = [(number, doc) for number, doc in enumerate(documents, 1) if doc.strip()]
-    scorer = LineScorer(store, ref, request.device, request.batch_size)
+    scorer = LineScorer.open(store, ref, request.device, request.batch_size)
     scores = scorer.score([doc for _, doc in kept])
     rows = [{"rank": position, "line": kept[i][0], **scores[i].as_dict(request.per_token)}
             for position, i in enumerate(ranked(scores), 1)]

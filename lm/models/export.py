@@ -50,7 +50,7 @@ class DecodeStep(nn.Module):
     def forward(self, tokens: torch.Tensor, *parts: torch.Tensor) -> tuple[torch.Tensor, ...]:
         scores, hidden = self.model(tokens[:, None], RecurrentState(parts))
         # log_softmax of either the logits (full) or the log-probabilities (adaptive) is the
-        # distribution, as in lm.generation.sampling.RNNStepper.
+        # distribution, as in lm.generation.decoding.sampling.RNNStepper.
         return (torch.log_softmax(scores[:, 0].float(), dim=-1), *hidden.parts)
 
 

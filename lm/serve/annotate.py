@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from lm.evaluation.scoring import LineScore
-from lm.generation.metre import tone_marks
-from lm.generation.script import convert
-from lm.generation.vocab import COMMA, PERIOD
+from lm.generation.verse.forms import COMMA, PERIOD
+from lm.generation.verse.metre import tone_marks
+from lm.generation.verse.script import convert
 
 
 def pingshui_tones(line: str) -> str:

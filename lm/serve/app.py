@@ -1,14 +1,17 @@
 """The web app: a JSON API (``/sample``, ``/score``, ``/model``; OpenAPI at ``/openapi.json``,
 docs at ``/docs``) and one page at ``/``.
 
-It calls the code the CLI calls: :func:`lm.generation.run.sample` for ``/sample`` (so a seed
-gives exactly what ``lm sample`` gives) and :class:`lm.evaluation.scoring.LineScorer` for
-``/score`` (as ``lm perplexity --rank``). Model work goes through a one-slot :class:`Gate`.
+Each served artifact is opened once as a :class:`~lm.generation.decoder.Decoder` (weights,
+tokenizer, verse tables, the n-gram partner and the pair's mixture weight), which ``/sample``
+uses exactly as ``lm sample`` does (a seed gives the same texts) and which also scores, for
+``/score`` (as ``lm perplexity --rank``) and the tints of the poems. Model work goes through a
+one-slot :class:`Gate` that bounds each request's time.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations, and the
 # body models are local to the app.
 import contextlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,66 +20,103 @@ from fastapi.responses import HTMLResponse
 
 from lm.artifacts import Artifact, Store
 from lm.errors import LMError
-from lm.evaluation.scoring import LineScorer, ranked
-from lm.generation.forms import NAMED
+from lm.evaluation.scoring import LineScorer, logprobs_of, ranked
+from lm.generation.decoder import Decoder
 from lm.generation.request import SampleRequest
-from lm.generation.vocab import TokenClasses
+from lm.generation.verse.registry import form_pattern, list_forms
 from lm.serve import errors
 from lm.serve.annotate import annotate, finite
 from lm.serve.config import ServeConfig
 from lm.serve.gate import Gate
-from lm.serve.schemas import sample_body, score_body
-from lm.settings import build
+from lm.serve.schemas import (
+    ModelResponse,
+    SampleResponse,
+    ScoreResponse,
+    Served,
+    sample_body,
+    score_body,
+)
+from lm.settings import build, declared
 
 PAGE = Path(__file__).with_name("page.html")
 
 
 class Workbench:
-    """The served artifacts and what the endpoints do with them (run inside the gate)."""
+    """The served artifacts, opened once, and what the endpoints do with them (in the gate)."""
 
     def __init__(self, store: Store, refs: list[str], config: ServeConfig) -> None:
         self.store, self.config = store, config
-        self.served = [LineScorer(store, ref, config.device) for ref in refs]
+        self.decoders = [Decoder.open(store, ref, config.device) for ref in refs]
+        self.scorers = [LineScorer(d.artifact, d.tokenizer, logprobs_of(d.weights))
+                        for d in self.decoders]
+        first = self.decoders[0]
+        self.partners: list[str] = []
+        for other in self.decoders[1:]:
+            if other.artifact.kind == "ngram" and first.artifact.kind == "model":
+                first.mix_with(other)
+                first.weight(other.artifact.ref, "auto")  # λ fitted, or read back, now
+                self.partners.append(other.artifact.ref)
 
-    def pick(self, name: str | None) -> LineScorer:
+    def served(self) -> Served:
+        names = [name for d in self.decoders for name in _names(d.artifact)]
+        partners = [name for d in self.decoders if d.artifact.ref in self.partners
+                    for name in _names(d.artifact)]
+        pattern = "|".join(dict.fromkeys(form_pattern(d.lexicon) for d in self.decoders))
+        return Served(names, partners, pattern)
+
+    def pattern_rules(self) -> dict[str, str]:
+        """What each patterned field of /sample takes, in words, for its 422s."""
+        rules = {f.name: f"is not {f.metadata['rule']}" for f, _ in declared(SampleRequest)
+                 if f.metadata.get("pattern")}
+        forms = ", ".join(name for name, _ in list_forms(self.decoders[0].lexicon))
+        rules["form"] = f"is not a form of this model: use one of {forms} (GET /model)"
+        return rules
+
+    def pick(self, name: str | None) -> Decoder:
         """The served artifact a request names (reference or name), else the first."""
-        if name is None:
-            return self.served[0]
-        for served in self.served:
-            artifact = served.artifact
-            if name in (artifact.ref, artifact.name, f"{artifact.kind}:{artifact.name}"):
-                return served
+        for decoder in self.decoders:
+            if name is None or name in _names(decoder.artifact):
+                return decoder
         raise LMError(f"model {name!r} is not served here: use one of "
-                      f"{', '.join(s.artifact.ref for s in self.served)}")
+                      f"{', '.join(d.artifact.ref for d in self.decoders)}")
 
-    def sample(self, served: LineScorer, request: SampleRequest) -> dict[str, Any]:
+    def index(self, name: str | None) -> int:
+        return self.decoders.index(self.pick(name))
+
+    def sample(self, index: int, request: SampleRequest) -> dict[str, Any]:
         """``lm sample``'s result, each text annotated with the scorer's per-token view."""
-        from lm.generation.run import sample
-
-        ref = served.artifact.ref
-        result = sample(self.store, ref, request)
-        payload: dict[str, Any] = {"model": ref, "samples": result.texts,
-                                   "warnings": result.warnings, "report": result.report}
-        payload["annotations"] = [annotate(s) for s in served.score(result.texts)]
+        decoder = self.decoders[index]
+        result = decoder.sample(request)
+        payload: dict[str, Any] = {"model": decoder.artifact.ref, "samples": result.texts,
+                                   "warnings": result.warnings, "report": result.report,
+                                   "weight": result.weight}
+        payload["annotations"] = [annotate(s) for s in self.scorers[index].score(result.texts)]
         return finite(payload)
 
-    def score(self, served: LineScorer, texts: list[str], per_token: bool) -> dict[str, Any]:
-        scores = served.score(texts)
-        return finite({"model": served.artifact.ref, "ranking": ranked(scores),
+    def score(self, index: int, texts: list[str], per_token: bool) -> dict[str, Any]:
+        scores = self.scorers[index].score(texts)
+        return finite({"model": self.decoders[index].artifact.ref, "ranking": ranked(scores),
                        "results": [s.as_dict(per_token) for s in scores]})
 
     def describe(self) -> dict[str, Any]:
-        first = self.served[0]
-        classes = TokenClasses.of(first.tokenizer, first.artifact.manifest.get("level", "char"))
+        first = self.decoders[0]
         return finite({
             "model": summary(first.artifact),
             "lineage": [{"depth": d, "ref": r, "status": s}
                         for d, r, s in self.store.lineage(first.artifact)],
-            "served": [summary(s.artifact) for s in self.served],
-            "layout": classes.layout, "forms": ["any", *NAMED],
+            "served": [summary(d.artifact) for d in self.decoders],
+            "layout": first.classes.layout,
+            "forms": [name for name, _ in list_forms(first.lexicon) if "," not in name
+                      and "TUNE" not in name],
+            "mix": self.partners,
             "limits": {k: getattr(self.config, k) for k in vars(self.config)
                        if k.startswith("limit_")},
         })
+
+
+def _names(artifact: Artifact) -> list[str]:
+    """What a request may call an artifact: its reference, its name, kind:name."""
+    return [artifact.ref, artifact.name, f"{artifact.kind}:{artifact.name}"]
 
 
 def summary(artifact: Artifact) -> dict[str, Any]:
@@ -94,37 +134,45 @@ def create_app(store: Store, model: str, config: ServeConfig | None = None) -> F
     config = config or ServeConfig()
     config.check()
     bench = Workbench(store, [model, *([config.ngram] if config.ngram else [])], config)
-    gate = Gate(config.limit_queue)
+    stopping = threading.Event()  # set on SIGTERM: work in the gate stops at its next step
+    gate = Gate(config.limit_queue, config.limit_seconds, stopping)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        stopping.clear()  # a server started again on the same app serves again
         yield
         gate.close()
 
     app = FastAPI(title="lm serve", version="1", lifespan=lifespan,
                   max_body_size=config.limit_body,
-                  description=f"Sampling and scoring with {bench.served[0].artifact.ref}.")
-    errors.install(app, config.limit_body)
+                  description=f"Sampling and scoring with {bench.decoders[0].artifact.ref}.")
+    errors.install(app, config.limit_body, bench.pattern_rules())
     _routes(app, bench, gate, config)
-    app.state.workbench, app.state.gate = bench, gate
+    app.state.workbench, app.state.gate, app.state.stopping = bench, gate, stopping
     return app
 
 
 def _routes(app: FastAPI, bench: Workbench, gate: Gate, config: ServeConfig) -> None:
-    SampleBody, ScoreBody = sample_body(config), score_body(config)
+    served = bench.served()
+    SampleBody, ScoreBody = sample_body(config, served), score_body(config, served)
+    refusals = errors.RESPONSES
 
-    @app.post("/sample", summary="Generate, as `lm sample` does (same seed, same texts)")
+    @app.post("/sample", summary="Generate, as `lm sample` does (same seed, same texts)",
+              response_model=SampleResponse, responses=refusals)
     async def sample(body: SampleBody = Body(...)) -> dict[str, Any]:  # type: ignore[valid-type]
         values = body.model_dump(exclude={"model"})
+        if values["mix"] is not None:
+            values["mix"] = bench.pick(values["mix"]).artifact.ref
         request = build(SampleRequest, {**values, "device": config.device})
-        request.check()  # refuse before waiting in the queue
-        return await gate.run(bench.sample, bench.pick(body.model), request)
+        return await gate.run(bench.sample, bench.index(body.model), request)
 
-    @app.post("/score", summary="Perplexity, bits/char and per-token surprisal of each text")
+    @app.post("/score", summary="Perplexity, bits/char and per-token surprisal of each text",
+              response_model=ScoreResponse, responses=refusals)
     async def score(body: ScoreBody = Body(...)) -> dict[str, Any]:  # type: ignore[valid-type]
-        return await gate.run(bench.score, bench.pick(body.model), body.texts, body.per_token)
+        return await gate.run(bench.score, bench.index(body.model), body.texts, body.per_token)
 
-    @app.get("/model", summary="The served model's manifest summary and lineage")
+    @app.get("/model", summary="The served model's manifest summary and lineage",
+             response_model=ModelResponse)
     async def model() -> dict[str, Any]:
         return bench.describe()
 

@@ -20,7 +20,7 @@ def serve(
     from lm.serve.server import serve_forever
 
     app = create_app(store(), model, config)
-    served = ", ".join(s.artifact.ref for s in app.state.workbench.served)
+    served = ", ".join(d.artifact.ref for d in app.state.workbench.decoders)
     shown = f"[{config.host}]" if ":" in config.host else config.host
     err.print(f"serving {served} at http://{shown}:{config.port}/ (API docs at /docs)",
               markup=False)

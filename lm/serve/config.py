@@ -15,8 +15,8 @@ class ServeConfig:
                                 "picks it with \"model\".")
     host: str = setting("127.0.0.1", "Address to bind; 0.0.0.0 opens the server to the "
                         "network.")
-    port: int = setting(8000, "Port to listen on (0: any free port).",
-                        valid=lambda p: 0 <= p <= 65535, rule="a port number, 0 to 65535")
+    port: int = setting(8000, "Port to listen on (0: any free port).", at_least=0,
+                        at_most=65535, rule="a port number, 0 to 65535")
     device: str = setting("auto", "auto, cpu, cuda or mps.")
     limit_body: int = setting(1_000_000, "Largest request body, in bytes (413 beyond).",
                               at_least=1)
@@ -28,6 +28,9 @@ class ServeConfig:
                                "characters.", at_least=1)
     limit_queue: int = setting(32, "Requests that may wait for the model (one runs at a "
                                "time); more get 429.", at_least=1)
+    limit_seconds: float = setting(30.0, "Most seconds one request may run on the model; it is "
+                                   "then stopped and answered 503 with Retry-After.", above=0,
+                                   rule="a number of seconds > 0")
 
     def check(self) -> None:
         check_settings(self)

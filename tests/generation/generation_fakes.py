@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from lm.generation.vocab import TokenClasses
+from lm.generation.verse.vocab import TokenClasses
 
 # <unk>, <eos>, the corpus' punctuation, a stray mark, then 25 characters of known rhymes:
 # 山間天年 寒, 花家 麻, 流樓秋 尤, 風東中 庚, 人春雲 文, the rest mixed.
@@ -161,3 +161,53 @@ class RecordingStepper(TableStepper):
     def select(self, rows):
         self.selects.append(rows.tolist())
         super().select(rows)
+
+
+def make_plan(prime=(), request=None, *, style=None, processors=None, **settings):
+    """The plan a request (``lm sample``'s defaults, with ``settings``) makes for a prime, as
+    the decoder makes it; ``processors`` replace the shaping ones the request asks for."""
+    import dataclasses
+
+    from lm.generation.decoding.plan import plan_of
+    from lm.generation.decoding.processors import form_of
+    from lm.generation.request import SampleRequest
+
+    request = dataclasses.replace(request or SampleRequest(), **settings)
+    request.check()
+    constraint = form_of(processors) if processors is not None else None
+    plan = plan_of(request, list(prime), list(style or ()), constraint)
+    if processors is not None:
+        plan = dataclasses.replace(plan, shaping=tuple(processors))
+    return plan
+
+
+def beam_plan(prime=(), request=None, **settings):
+    """:func:`make_plan` for beam search: a 4-wide beam for the one best text by default."""
+    from lm.generation.request import SampleRequest
+
+    return make_plan(prime, request or SampleRequest(beam=4, num=1), **settings)
+
+
+def acrostic_slots(heads, flag="--acrostic"):
+    """An acrostic's heads as the fixed slots of a form constraint: line i begins with head i."""
+    if heads is None:
+        return None
+    return {(line, 0): (head, flag) for line, head in enumerate(heads)}
+
+
+def modern_rhyme(classes, form, rhyme=False, level_tone=False):
+    """The slot rules of ``--rhyme``/``--level-tone`` under ``--rhyme-book modern``."""
+    from lm.generation.verse.rhyme import ModernRhyme
+
+    return [ModernRhyme(classes, form, rhyme, level_tone)]
+
+
+def verse_of(classes, corpus=None, **settings):
+    """The verse the registered rules compose for a request of ``settings`` on a vocabulary."""
+    from lm.generation.request import SampleRequest
+    from lm.generation.verse.lexicon import Corpus, Lexicon
+    from lm.generation.verse.registry import compose
+
+    request = SampleRequest(**settings)
+    request.check()
+    return compose(request, Lexicon(classes, corpus or Corpus()), [])

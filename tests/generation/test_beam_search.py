@@ -10,16 +10,19 @@ from generation_fakes import (
     POEM_TOKENS,
     LoudStepper,
     TableStepper,
+    acrostic_slots,
+    beam_plan,
+    modern_rhyme,
     poem_classes,
     random_table,
     text_of,
 )
 
 from lm.errors import LMError
-from lm.generation.beam import beam_search
-from lm.generation.constraints import FormConstraint
-from lm.generation.forms import matches, parse_form
-from lm.generation.processors import FormMask
+from lm.generation.decoding.beam import beam_search
+from lm.generation.decoding.processors import FormMask
+from lm.generation.verse.constraint import FormConstraint
+from lm.generation.verse.forms import matches, parse_form
 from lm.tokenization import EOS_ID
 
 
@@ -46,8 +49,8 @@ def _brute_force(table: torch.Tensor, max_tokens: int, alpha: float):
 def test_a_wide_beam_returns_the_brute_force_best(seed, alpha):
     table = random_table(4, seed)
     best = _brute_force(table, 4, alpha)
-    found = beam_search(TableStepper(table), [], beam=64, num=3, max_tokens=4,
-                        length_penalty=alpha)
+    found = beam_search(TableStepper(table), beam_plan([], beam=64, num=3, max_tokens=4,
+                        length_penalty=alpha, allow_unk=True))  # <unk> counts too
     assert [h.tokens for h in found] == [tokens for _, tokens in best[:3]]
     for h, (score, _) in zip(found, best, strict=False):
         assert h.score == pytest.approx(score, rel=1e-9)
@@ -61,10 +64,10 @@ def test_beam_beats_greedy_where_greedy_is_short_sighted():
         [0.02, 0.34, 0.32, 0.32],
         [0.01, 0.97, 0.01, 0.01],
     ])
-    greedy = beam_search(TableStepper(table), [], beam=1, num=1, max_tokens=6,
-                         length_penalty=0.0)
-    wide = beam_search(TableStepper(table), [], beam=2, num=1, max_tokens=6,
-                       length_penalty=0.0)
+    greedy = beam_search(TableStepper(table), beam_plan([], beam=1, num=1, max_tokens=6,
+                         length_penalty=0.0))
+    wide = beam_search(TableStepper(table), beam_plan([], beam=2, num=1, max_tokens=6,
+                       length_penalty=0.0))
     assert greedy[0].tokens[0] == 2 and wide[0].tokens == [3]
     assert wide[0].logprob == pytest.approx(math.log(0.40) + math.log(0.97))
 
@@ -72,9 +75,11 @@ def test_beam_beats_greedy_where_greedy_is_short_sighted():
 def test_beam_search_keeps_the_form_and_the_acrostic():
     classes = poem_classes()
     heads = [classes.index[c] for c in "春夏秋冬"]
-    constraint = FormConstraint(classes, parse_form("wujue"), heads, rhyme=True)
-    found = beam_search(LoudStepper(len(POEM_TOKENS), BAD[:5]), [], beam=6, num=4,
-                        processors=[FormMask(constraint)])
+    form = parse_form("wujue")
+    constraint = FormConstraint(classes, form, acrostic_slots(heads),
+                                rules=modern_rhyme(classes, form, rhyme=True))
+    found = beam_search(LoudStepper(len(POEM_TOKENS), BAD[:5]), beam_plan([], beam=6, num=4,
+                        processors=[FormMask(constraint)]))
     assert len(found) == 4
     scores = [h.score for h in found]
     assert scores == sorted(scores, reverse=True)
@@ -85,9 +90,17 @@ def test_beam_search_keeps_the_form_and_the_acrostic():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"beam": 0}, "--beam"), ({"beam": 2, "num": 3}, "--num 3 is more than --beam 2"),
-    ({"length_penalty": float("nan")}, "--length-penalty"),
+    ({"beam": 0}, "--beam"), ({"length_penalty": float("nan")}, "--length-penalty"),
+    ({"length_penalty": float("inf")}, "--length-penalty must be a finite number, not inf"),
 ])
 def test_bad_beam_arguments(kwargs, message):
     with pytest.raises(LMError, match=message):
-        beam_search(TableStepper(random_table(4, 0)), [], **kwargs)
+        beam_search(TableStepper(random_table(4, 0)), beam_plan([], **kwargs))
+
+
+def test_a_beam_narrower_than_num_is_widened_to_it():
+    plan = beam_plan([], beam=2, num=3, max_tokens=4)
+    assert plan.beam == 3
+    found = beam_search(TableStepper(random_table(4, 0)), plan)
+    assert len(found) == 3
+    assert beam_plan([], beam=5, num=3).beam == 5

@@ -9,12 +9,19 @@ oblique-tone ones).
 
 import pytest
 import torch
-from generation_fakes import POEM_TOKENS, WORD_TOKENS, poem_classes
+from generation_fakes import (
+    POEM_TOKENS,
+    WORD_TOKENS,
+    acrostic_slots,
+    modern_rhyme,
+    poem_classes,
+    verse_of,
+)
 
 from lm.errors import LMError
-from lm.generation.constraints import BREAK, CONTENT, DONE, START, FormConstraint
-from lm.generation.forms import FREE_WIDTHS, POEM_WIDTHS, Form, parse_form, with_acrostic
-from lm.generation.vocab import TokenClasses
+from lm.generation.verse.constraint import BREAK, CONTENT, DONE, START, FormConstraint
+from lm.generation.verse.forms import FREE_WIDTHS, POEM_WIDTHS, Form, parse_form, with_acrostic
+from lm.generation.verse.vocab import TokenClasses
 from lm.tokenization import EOS_ID
 
 CHARS = POEM_TOKENS[6:]
@@ -40,7 +47,8 @@ def _allowed(constraint, state, fold=True):
 
 def _walk(constraint, pieces, fold=True):
     """The allowed set before each piece and after the last; the states along the way."""
-    state, seen, states = START, [], [START]
+    state = constraint.start
+    seen, states = [], [state]
     for token in _ids(constraint.classes, pieces):
         seen.append(_allowed(constraint, state, fold))
         assert bool(constraint.allowed(state)[token]), (pieces, len(seen))
@@ -110,7 +118,7 @@ def test_without_a_newline_token_the_next_line_follows_the_period_directly():
     assert seen[7:] == [{C}, {COMMA}, {C}, {C}, {PERIOD}, {EOS}, {EOS}]
 
     heads = [classes.index[h] for h in "春夏秋冬"]
-    acrostic = FormConstraint(classes, parse_form("2,2,2,2"), heads)
+    acrostic = FormConstraint(classes, parse_form("2,2,2,2"), acrostic_slots(heads))
     seen, _ = _walk(acrostic, [*"春夏，夏冬。秋月，冬雨。", EOS])
     assert seen[6] == {"秋"}  # the head of line 3, straight after the 。
 
@@ -127,7 +135,7 @@ def test_word_level_without_newline_closes_each_line_with_eos():
     seen, states = _walk(constraint, ["the", "cat", EOS, "a", "dog", "ran", EOS])
     assert seen == [{C}, {C}, {EOS}, {C}, {C}, {C}, {EOS}, {EOS}]
     assert [constraint.done(s) for s in states] == [False] * 7 + [True]
-    assert states[3].phase == CONTENT and states[3].line == 1 and states[3].last == EOS_ID
+    assert states[3].phase == CONTENT and states[3].line == 1
 
 
 def test_word_level_with_newline_ends_lines_with_it_and_the_poem_with_eos():
@@ -148,7 +156,7 @@ def test_word_level_lines_of_free_length():
     form = with_acrostic(None, 2, "lines")
     assert form.widths == FREE_WIDTHS and not form.uniform
     heads = [classes.index["the"], classes.index["a"]]
-    constraint = FormConstraint(classes, form, heads)
+    constraint = FormConstraint(classes, form, acrostic_slots(heads))
     seen, _ = _walk(constraint, ["the", "cat", "sat", NEWLINE, "a", EOS])
     # each line any length from 1; lines need not match the first one
     assert seen == [{"the"}, {C, NEWLINE}, {C, NEWLINE}, {C, NEWLINE}, {"a"}, {C, EOS}, {EOS}]
@@ -157,7 +165,7 @@ def test_word_level_lines_of_free_length():
 def test_acrostic_fixes_each_head_and_only_the_head():
     classes = poem_classes()
     heads = [classes.index[h] for h in "春夏秋冬"]
-    constraint = FormConstraint(classes, parse_form("2,2,2,2"), heads)
+    constraint = FormConstraint(classes, parse_form("2,2,2,2"), acrostic_slots(heads))
     seen, _ = _walk(constraint, [*"春水，夏水。", NEWLINE, *"秋水，冬水。", EOS])
     assert seen == [{"春"}, {C}, {COMMA}, {"夏"}, {C}, {PERIOD}, {NEWLINE},
                     {"秋"}, {C}, {COMMA}, {"冬"}, {C}, {PERIOD}, {EOS}, {EOS}]
@@ -166,7 +174,7 @@ def test_acrostic_fixes_each_head_and_only_the_head():
 def test_acrostic_without_a_form_picks_five_or_seven_from_the_first_line():
     classes = poem_classes()
     heads = [classes.index[h] for h in "春夏"]
-    constraint = FormConstraint(classes, with_acrostic(None, 2, "poem"), heads)
+    constraint = FormConstraint(classes, with_acrostic(None, 2, "poem"), acrostic_slots(heads))
     assert constraint.form.widths == POEM_WIDTHS
     seen, _ = _walk(constraint, [*"春水花月風雨江", COMMA, *"夏水花月風雨"])
     assert seen[5:8] == [{C, COMMA}, {C}, {COMMA}]
@@ -175,52 +183,62 @@ def test_acrostic_without_a_form_picks_five_or_seven_from_the_first_line():
 
 def test_the_rhyme_group_of_the_first_period_line_binds_the_others():
     classes = poem_classes()
-    constraint = FormConstraint(classes, parse_form("2,2,2,2"), rhyme=True)
+    form = parse_form("2,2,2,2")
+    constraint = FormConstraint(classes, form, rules=modern_rhyme(classes, form, rhyme=True))
     text = [*"春夏，秋山。", NEWLINE, *"水花，月"]
     seen, states = _walk(constraint, text)
     assert seen[1] == {C}  # line 1 ends with ，: no rhyme there
     assert seen[4] == {C}  # the first rhyme: any character with a reading (all of these)
-    assert states[6].rhyme == "寒"  # set by 山 before the 。
-    assert states[3].rhyme is None
+    assert states[6].rules == ("寒",)  # set by 山 before the 。
+    assert states[3].rules == (None,)
     assert seen[-1] == set("山間天年")  # line 4 ends in 寒
     assert seen[8] == {C}  # line 3 ends with ，: free
 
 
 def test_rhyme_is_set_once_by_the_first_period_line():
-    constraint = FormConstraint(poem_classes(), parse_form("1,1,1,1,1"), rhyme=True)
+    form = parse_form("1,1,1,1,1")
+    constraint = FormConstraint(poem_classes(), form,
+                                rules=modern_rhyme(poem_classes(), form, rhyme=True))
     seen, states = _walk(constraint, ["春", COMMA, "花", PERIOD, NEWLINE, "家", COMMA, "夏",
                                       PERIOD, NEWLINE])
-    assert [s.rhyme for s in states] == [None] * 4 + ["麻"] * 7
+    # the group is set as soon as the first rhyme character is written (花, state 3)
+    assert [s.rules[0] for s in states] == [None] * 3 + ["麻"] * 8
     assert seen[2] == {C}  # first rhyme position: no group yet
     assert seen[7] == set("花家夏")  # second one: 麻 (夏 oblique is fine without level tone)
     assert seen[10] == set("花家夏")  # the last line ends with 。 too
 
 
 def test_level_tone_alone_keeps_level_characters_with_known_readings():
-    constraint = FormConstraint(poem_classes(), parse_form("1,1"), level_tone=True)
+    form = parse_form("1,1")
+    constraint = FormConstraint(poem_classes(), form,
+                                rules=modern_rhyme(poem_classes(), form, level_tone=True))
     seen, states = _walk(constraint, ["春", COMMA, "花", PERIOD], fold=False)
     assert seen[0] == set(CHARS) and seen[2] == set(CHARS) - OBLIQUE
-    assert states[-1].rhyme is None  # no rhyme asked: the group is never bound
+    assert states[-1].rules == (None,)  # no rhyme asked: the group is never bound
 
 
 def test_rhyme_and_level_tone_together_and_loosened_when_nothing_is_left():
     classes = poem_classes()
-    constraint = FormConstraint(classes, parse_form("1,1,1,1"), rhyme=True, level_tone=True)
+    form = parse_form("1,1,1,1")
+    constraint = FormConstraint(classes, form,
+                                rules=modern_rhyme(classes, form, rhyme=True, level_tone=True))
     seen, _ = _walk(constraint, ["春", COMMA, "花", PERIOD, NEWLINE, "秋", COMMA], fold=False)
     assert seen[2] == set(CHARS) - OBLIQUE
     assert seen[-1] == set("花家")  # 麻 and level: 夏 is oblique
     # 水 is the only 微 character and it is oblique: the tone gives way, the rhyme holds.
     # (水 itself cannot open the rhyme under level tone, so this state is built by hand.)
-    state = START._replace(line=3, count=0, rhyme="微", width=1)
+    state = constraint.start._replace(line=3, count=0, rules=("微",), width=1)
     assert _allowed(constraint, state, fold=False) == {"水"}
 
 
 def test_rhyme_gives_way_when_the_vocabulary_has_no_reading_at_all():
     tokens = ["<unk>", "<eos>", COMMA, PERIOD, NEWLINE, "a", "b"]
     classes = TokenClasses.from_tokens(tokens, "char")
-    constraint = FormConstraint(classes, parse_form("1,1"), rhyme=True, level_tone=True)
+    form = parse_form("1,1")
+    constraint = FormConstraint(classes, form,
+                                rules=modern_rhyme(classes, form, rhyme=True, level_tone=True))
     seen, states = _walk(constraint, ["a", COMMA, "b", PERIOD, EOS])
-    assert states[4].rhyme is None
+    assert states[4].rules == (None,)
     assert seen == [{C}, {COMMA}, {C}, {PERIOD}, {EOS}, {EOS}]
 
 
@@ -247,13 +265,13 @@ def test_initial_checks_every_token_of_the_prefix():
         constraint.initial(_ids(classes, ["春", "夏", PERIOD]), what="--acrostic")
     assert constraint.initial([]) == START
     state = constraint.initial(_ids(classes, ["春", "夏", COMMA]))
-    assert (state.line, state.count, state.width, state.last) == (1, 0, 2, classes.comma)
+    assert (state.line, state.count, state.width, state.phase) == (1, 0, 2, CONTENT)
 
 
 def test_constructor_refusals():
     words = TokenClasses.from_tokens(WORD_TOKENS, "word")
     with pytest.raises(LMError) as refused:
-        FormConstraint(words, parse_form("3,3"), level_tone=True)
+        verse_of(words, form="3,3", level_tone=True)
     assert str(refused.value) == ("--rhyme and --level-tone need a char-level Chinese model "
                                   "whose vocabulary has ， and 。: sample this one without them")
     open_count = Form(frozenset({1, 2}), lengths=(2, 2), spec="2[,2]")
@@ -269,8 +287,10 @@ def test_constructor_refusals():
         FormConstraint(TokenClasses.from_tokens(WORD_TOKENS, "bpe"), parse_form("3,3"))
     classes = poem_classes()
     heads = [classes.index[h] for h in "春夏秋冬"]
-    with pytest.raises(LMError, match="--acrostic has 3 heads for up to 4 lines"):
-        FormConstraint(classes, parse_form("wujue"), heads[:3])
-    assert FormConstraint(classes, parse_form("wujue"), heads).acrostic == heads
-    with pytest.raises(LMError, match="--acrostic has 4 heads for up to 8 lines"):
-        FormConstraint(classes, parse_form("any"), heads)
+    with pytest.raises(LMError, match="^--acrostic has 3 characters but --form wujue has 4 "
+                                      "lines: give one acrostic character per line$"):
+        verse_of(classes, form="wujue", acrostic="春夏秋")
+    assert verse_of(classes, form="wujue", acrostic="春夏秋冬").constraint.fixed == \
+        acrostic_slots(heads)
+    # with any, the acrostic decides how many lines there are
+    assert verse_of(classes, form="any", acrostic="春夏秋冬").constraint.form.counts == {4}

@@ -3,16 +3,27 @@
 import re
 
 import pytest
-from generation_fakes import BAD, POEM_TOKENS, WORD_TOKENS, LoudStepper, poem_classes, text_of
+from generation_fakes import (
+    BAD,
+    POEM_TOKENS,
+    WORD_TOKENS,
+    LoudStepper,
+    acrostic_slots,
+    make_plan,
+    modern_rhyme,
+    poem_classes,
+    text_of,
+    verse_of,
+)
 
 from lm.errors import LMError
-from lm.generation.constraints import FormConstraint
-from lm.generation.forms import matches, parse_form, with_acrostic
-from lm.generation.processors import FormMask
+from lm.generation.decoding.processors import FormMask
+from lm.generation.decoding.sampling import generate
 from lm.generation.report import rhyme_chars
-from lm.generation.rhyme import is_level, rhyme_group
-from lm.generation.sampling import generate
-from lm.generation.vocab import TokenClasses
+from lm.generation.verse.constraint import FormConstraint
+from lm.generation.verse.forms import matches, parse_form, with_acrostic
+from lm.generation.verse.rhyme import is_level, rhyme_group
+from lm.generation.verse.vocab import TokenClasses
 
 CONTENT = "[^，。、\n<>a-z]"
 
@@ -31,8 +42,8 @@ def _sample(constraint, num=100, prime=(), temperature=1.0, seed=0, tokens=POEM_
             joiner=""):
     stepper = LoudStepper(len(tokens), BAD[:5] if tokens is POEM_TOKENS else [0, 1, 2],
                           seed=seed)
-    outputs = generate(stepper, list(prime), num=num, temperature=temperature, seed=seed,
-                       processors=[FormMask(constraint)] if constraint is not None else [])
+    outputs = generate(stepper, make_plan(list(prime), num=num, temperature=temperature, seed=seed,
+                       processors=[FormMask(constraint)] if constraint is not None else []))
     return [text_of(list(prime) + ids, tokens, joiner) for ids in outputs]
 
 
@@ -86,7 +97,7 @@ def test_acrostic_heads_every_line(form):
     classes = poem_classes()
     heads = "春夏秋冬" if form != "qilv" else "春夏秋冬山水花月"
     shape = with_acrostic(parse_form(form) if form else None, len(heads), "poem")
-    constraint = FormConstraint(classes, shape, [classes.index[h] for h in heads])
+    constraint = FormConstraint(classes, shape, acrostic_slots([classes.index[h] for h in heads]))
     texts = _sample(constraint, temperature=2.0)
     for text in texts:
         lines = re.split("[，。\n]+", text.strip("。"))
@@ -116,7 +127,9 @@ def test_bad_form_specs(spec):
 def test_rhyme_constraint_makes_the_even_lines_rhyme():
     classes = poem_classes()
     free = _sample(FormConstraint(classes, parse_form("wulv")), temperature=2.0)
-    rhymed = _sample(FormConstraint(classes, parse_form("wulv"), rhyme=True), temperature=2.0)
+    wulv = parse_form("wulv")
+    rhymed = _sample(FormConstraint(classes, wulv, rules=modern_rhyme(classes, wulv, rhyme=True)),
+                     temperature=2.0)
 
     def rhyming(text):
         groups = {rhyme_group(c) for c in rhyme_chars(text)}
@@ -128,8 +141,9 @@ def test_rhyme_constraint_makes_the_even_lines_rhyme():
 
 
 def test_level_tone_at_rhyme_positions():
-    texts = _sample(FormConstraint(poem_classes(), parse_form("qijue"), rhyme=True,
-                                   level_tone=True), temperature=2.0)
+    classes, qijue = poem_classes(), parse_form("qijue")
+    rules = modern_rhyme(classes, qijue, rhyme=True, level_tone=True)
+    texts = _sample(FormConstraint(classes, qijue, rules=rules), temperature=2.0)
     assert all(is_level(c) for t in texts for c in rhyme_chars(t))
 
 
@@ -161,8 +175,8 @@ def test_word_level_with_a_newline_token_uses_it():
     classes = TokenClasses.from_tokens(tokens, "word")
     assert classes.layout == "lines"
     constraint = FormConstraint(classes, parse_form("2,2,2"))
-    outputs = generate(LoudStepper(len(tokens), [0, 1, 2, 11]), [], num=50,
-                       processors=[FormMask(constraint)])
+    outputs = generate(LoudStepper(len(tokens), [0, 1, 2, 11]), make_plan([], num=50,
+                       processors=[FormMask(constraint)]))
     for ids in outputs:
         assert ids.count(11) == 2 and 1 not in ids
         first, second = ids.index(11), len(ids) - 1 - ids[::-1].index(11)
@@ -171,7 +185,6 @@ def test_word_level_with_a_newline_token_uses_it():
 
 def test_rhyme_needs_a_chinese_char_model():
     with pytest.raises(LMError, match="--rhyme"):
-        FormConstraint(TokenClasses.from_tokens(WORD_TOKENS, "word"), parse_form("3,3"),
-                       rhyme=True)
+        verse_of(TokenClasses.from_tokens(WORD_TOKENS, "word"), form="3,3", rhyme=True)
     with pytest.raises(LMError, match="char- or word-level"):
         FormConstraint(TokenClasses.from_tokens(WORD_TOKENS, "bpe"), parse_form("3,3"))

@@ -7,14 +7,26 @@ must agree. Samples are judged by that checker, never by the code under test.
 
 import pytest
 import torch
-from generation_fakes import BAD, POEM_TOKENS, LoudStepper, poem_classes, random_table, text_of
+from generation_fakes import (
+    BAD,
+    POEM_TOKENS,
+    LoudStepper,
+    acrostic_slots,
+    beam_plan,
+    make_plan,
+    poem_classes,
+    random_table,
+    text_of,
+)
 from generation_fakes import TableStepper as Table
 
 from lm.errors import LMError
-from lm.generation.beam import beam_search
-from lm.generation.constraints import FormConstraint
-from lm.generation.forms import parse_form, with_acrostic
-from lm.generation.metre import (
+from lm.generation.decoding.beam import beam_search
+from lm.generation.decoding.processors import FormMask
+from lm.generation.decoding.sampling import generate
+from lm.generation.verse.constraint import FormConstraint
+from lm.generation.verse.forms import parse_form, with_acrostic
+from lm.generation.verse.metre import (
     LEVEL,
     TokenTones,
     ToneRule,
@@ -22,10 +34,8 @@ from lm.generation.metre import (
     strict_positions,
     tone_marks,
 )
-from lm.generation.pingshui import checker
-from lm.generation.processors import FormMask
-from lm.generation.sampling import generate
-from lm.generation.vocab import TokenClasses
+from lm.generation.verse.pingshui import checker
+from lm.generation.verse.vocab import TokenClasses
 from lm.tokenization import EOS_ID
 
 FAMOUS = {  # poem, form, its pattern (by hand)
@@ -52,7 +62,7 @@ def _meter(classes, spec, strict=False, heads=None):
         form = with_acrostic(form, len(heads), "poem")
     rule = ToneRule(TokenTones(classes), meter_patterns(form.lengths[0], len(form.lengths),
                                                         strict), [LEVEL])
-    return FormConstraint(classes, form, heads, rule=rule), rule
+    return FormConstraint(classes, form, acrostic_slots(heads), rules=[rule]), rule
 
 
 def _walk(poem, spec, strict=False):
@@ -67,7 +77,7 @@ def _walk(poem, spec, strict=False):
             return None, piece
         state = constraint.step(state, token)
     assert constraint.done(state)
-    return sorted(rule.patterns[e.pattern].name for e in state.rule), None
+    return sorted(rule.patterns[e.pattern].name for e in state.rules[0]), None
 
 
 @pytest.mark.parametrize("title", FAMOUS)
@@ -124,12 +134,12 @@ def _judged(texts):
 def test_meter_holds_on_a_model_that_breaks_it_unconstrained(spec):
     classes = poem_classes()
     stepper = LoudStepper(len(POEM_TOKENS), BAD[:5], seed=2)
-    free = generate(stepper, [], num=60, temperature=1.5, seed=2,
-                    processors=[FormMask(FormConstraint(classes, parse_form(spec)))])
+    free = generate(stepper, make_plan([], num=60, temperature=1.5, seed=2,
+                    processors=[FormMask(FormConstraint(classes, parse_form(spec)))]))
     assert sum(_judged([text_of(ids) for ids in free])) < 10
     constraint, _ = _meter(classes, spec)
-    held = generate(LoudStepper(len(POEM_TOKENS), BAD[:5], seed=2), [], num=60,
-                    temperature=1.5, seed=2, processors=[FormMask(constraint)])
+    held = generate(LoudStepper(len(POEM_TOKENS), BAD[:5], seed=2), make_plan([], num=60,
+                    temperature=1.5, seed=2, processors=[FormMask(constraint)]))
     texts = [text_of(ids) for ids in held]
     assert all(_judged(texts)), [t for t, ok in zip(texts, _judged(texts), strict=True)
                                  if not ok]
@@ -139,8 +149,8 @@ def test_meter_holds_on_a_model_that_breaks_it_unconstrained(spec):
 def test_meter_in_beam_search():
     classes = poem_classes()
     constraint, _ = _meter(classes, "qijue")
-    found = beam_search(Table(random_table(len(POEM_TOKENS), 4)), [], beam=4, num=3,
-                        processors=[FormMask(constraint)])
+    found = beam_search(Table(random_table(len(POEM_TOKENS), 4)), beam_plan([], beam=4, num=3,
+                        processors=[FormMask(constraint)]))
     assert len(found) == 3 and all(_judged([text_of(h.tokens) for h in found]))
 
 
@@ -148,10 +158,11 @@ def test_first_choices_pick_the_pattern():
     classes = poem_classes()
     constraint, rule = _meter(classes, "wujue")
     state = constraint.start
-    assert len(state.rule) == 4
+    assert len(state.rules[0]) == 4
     for char in "春水":  # 水 (仄) second: 仄起
         state = constraint.step(state, classes.index[char])
-    assert {rule.patterns[e.pattern].name for e in state.rule} == {"仄起首句入韵", "仄起首句不入韵"}
+    kept = {rule.patterns[e.pattern].name for e in state.rules[0]}
+    assert kept == {"仄起首句入韵", "仄起首句不入韵"}
 
 
 def test_strict_rules_fix_the_right_positions():
@@ -166,8 +177,8 @@ def test_strict_rules_fix_the_right_positions():
 def test_strict_meter_avoids_gu_ping_and_san_ping_wei():
     classes = poem_classes()
     constraint, _ = _meter(classes, "wulv", strict=True)
-    held = generate(LoudStepper(len(POEM_TOKENS), BAD[:5], seed=5), [], num=60,
-                    temperature=2.0, seed=5, processors=[FormMask(constraint)])
+    held = generate(LoudStepper(len(POEM_TOKENS), BAD[:5], seed=5), make_plan([], num=60,
+                    temperature=2.0, seed=5, processors=[FormMask(constraint)]))
     tones = TokenTones(classes)
     for ids in held:
         for line in text_of(ids).replace("。", "，").replace("\n", "").split("，")[:-1]:
@@ -185,10 +196,10 @@ def test_acrostic_picks_a_pattern_that_fits_or_names_the_clash():
     # out the 仄起 patterns (their line 2 is one), so a 平起 pattern is chosen.
     heads = [classes.index[c] for c in "春水花山"]
     constraint, rule = _meter(classes, "wujue", strict=True, heads=heads)
-    assert {rule.patterns[e.pattern].name[:2] for e in constraint.start.rule} == {"平起"}
+    assert {rule.patterns[e.pattern].name[:2] for e in constraint.start.rules[0]} == {"平起"}
     texts = [text_of(ids) for ids in generate(
-        LoudStepper(len(POEM_TOKENS), BAD[:5], seed=1), [], num=30, temperature=1.5, seed=1,
-        processors=[FormMask(constraint)])]
+        LoudStepper(len(POEM_TOKENS), BAD[:5], seed=1),
+        make_plan([], num=30, temperature=1.5, seed=1, processors=[FormMask(constraint)]))]
     assert all(_judged(texts)) and all(t[6] == "水" for t in texts)
     # 水 heading lines 2 and 4 leaves no pattern: the error names the characters
     clash = [classes.index[c] for c in "春水花水"]

@@ -3,7 +3,7 @@
 import torch
 from generation_fakes import TableStepper, random_table
 
-from lm.generation.mixture import MixtureStepper
+from lm.generation.decoding.steppers import MixtureStepper
 
 
 def test_each_step_is_the_interpolation_of_the_two_distributions():

@@ -2,7 +2,7 @@
 
 import sys
 
-from lm.generation.pingshui import book, checker, core, traditional_forms
+from lm.generation.verse.pingshui import book, checker, core, traditional_forms
 
 
 def test_the_library_loads_without_leaving_a_stand_in_behind():

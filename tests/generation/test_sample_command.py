@@ -7,10 +7,11 @@ import re
 
 import pytest
 import torch
-from generation_fakes import POEM_TOKENS, Tracing, sampling_allows
+from generation_fakes import POEM_TOKENS, Tracing, make_plan, sampling_allows
 from tests_support import assert_clean_error, run_stages
 
-from lm.generation.sampling import RNNStepper, generate
+from lm.generation.decoding.sampling import generate
+from lm.generation.decoding.steppers import RNNStepper
 from lm.models import rnn
 from lm.tokenization import EOS_ID
 
@@ -98,7 +99,7 @@ def test_acrostic_heads_every_line_and_respells_to_the_model_script(lm):
 
 def test_rhyme_with_acrostic(lm):
     from lm.generation.report import rhyme_chars
-    from lm.generation.rhyme import rhymes
+    from lm.generation.verse.rhyme import rhymes
 
     samples = _json(lm("p", "--form", "wulv", "--acrostic", "春夏秋冬山水花月", "--rhyme",
                        "--num", "10", "--json"))["samples"]
@@ -135,7 +136,7 @@ def test_style_changes_the_hidden_state():
             seen.extend(contexts)
             return super().start(contexts)
 
-    outputs = generate(Recorder(model), [7], num=2, max_tokens=5, style=[9, 10])
+    outputs = generate(Recorder(model), make_plan([7], num=2, max_tokens=5, style=[9, 10]))
     assert seen == [[EOS_ID, 9, 10, 7]] * 2  # style after the <eos>, before the prime
     assert all(len(ids) <= 5 for ids in outputs)  # the outputs hold generated ids only
 
@@ -173,11 +174,12 @@ def _traced(lm, store, *args):
     (every one that is not a Chinese character: punctuation, newline, <eos>, <unk>).
     """
     from lm.artifacts import Store
-    from lm.generation import run
+    from lm.generation.decoder import Decoder
+    from lm.generation.decoding import sampling
     from lm.tokenization import load_tokenizer
 
     steppers, outputs = [], []
-    make, generate_ = run.stepper_for, run.generate
+    make, generate_ = Decoder.stepper, sampling.generate
 
     def tracing(*a, **k):
         steppers.append(Tracing(make(*a, **k)))
@@ -188,8 +190,8 @@ def _traced(lm, store, *args):
         return outputs[-1]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(run, "stepper_for", tracing)
-        patch.setattr(run, "generate", generating)
+        patch.setattr(Decoder, "stepper", tracing)
+        patch.setattr(sampling, "generate", generating)
         payload = _json(lm(*args, "--json"))
     (stepper,), (ids,) = steppers, outputs
     vocab = load_tokenizer(Store(store).resolve(args[0], ("model",)).file("tokenizer.json"))
@@ -272,9 +274,8 @@ def test_min_p_through_the_command(lm, store):
     (["--acrostic", "龍"], "'龍' is not in the model's vocabulary"),
     (["--form", "sonnet"], "--form 'sonnet' is not a form"),
     (["--form", "wujue", "--prime", "春春春春春春"], "--prime does not fit the form"),
-    (["--beam", "2", "--num", "3"], "--num 3 is more than --beam 2"),
     (["--beam", "2", "--num", "1", "--top-k", "3"], "--top-k and --top-p"),
-    (["--script", "klingon"], "--script must be simplified or traditional"),
+    (["--script", "klingon"], "--script must be one of simplified, traditional, not 'klingon'"),
     (["--repetition-penalty", "0"], "--repetition-penalty"),
     (["--min-p", "0"], "--min-p must be in (0, 1], not 0.0"),
     (["--min-p", "1.5"], "--min-p must be in (0, 1], not 1.5"),
@@ -310,6 +311,8 @@ def test_mix_samples_from_the_interpolation_perplexity_fits(lm, cli, store):
 @pytest.mark.parametrize("ref, mix, message", [
     ("w", "p-3gram", "--mix ngram:p-3gram@v1 has another vocabulary than model:w@v1"),
     ("p-3gram", "p", "--mix interpolates an RNN model with an n-gram"),
+    ("p-3gram", "p-3gram", "--mix interpolates an RNN model with an n-gram"),
+    ("p", "p", "'p' is a dataset artifact, but this command needs a ngram"),
 ])
 def test_mix_refuses_what_cannot_be_mixed(lm, ref, mix, message):
     assert_clean_error(lm(ref, "--mix", mix), message)

@@ -7,7 +7,6 @@ import pytest
 import torch
 from generation_fakes import TableStepper
 
-from lm.generation.forms import matches, parse_form
 from lm.generation.report import (
     build_report,
     copy_rate,
@@ -18,6 +17,7 @@ from lm.generation.report import (
     training_segments,
     well_formed_rate,
 )
+from lm.generation.verse.forms import matches, parse_form
 
 DENGGUAN = "白日依山盡，黃河入海流。\n欲窮千里目，更上一層樓。"
 

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 import torch
+from generation_fakes import make_plan
 
 from lm.errors import LMError
-from lm.generation.processors import SAMPLING, build, is_greedy, process
-from lm.generation.request import SampleRequest
-from lm.generation.sampling import RNNStepper, choose, draw, generate
+from lm.generation.decoding.processors import process
+from lm.generation.decoding.sampling import choose, draw, generate
+from lm.generation.decoding.steppers import RNNStepper
 from lm.models import rnn
 
 
@@ -27,10 +28,10 @@ class TableStepper:
 
 
 def _choose(logprobs, generator, **settings):
-    """One token per row, as sampling picks it from these (shaped) scores."""
-    request = SampleRequest(**settings)
-    scores = process(build(SAMPLING, request), logprobs, [[]] * len(logprobs))
-    return choose(scores, is_greedy(request), generator)
+    """One token per row, as sampling picks it from these (shaped) scores; <unk> allowed."""
+    plan = make_plan(**{"allow_unk": True, **settings})
+    scores = process(plan.sampling, logprobs, [[]] * len(logprobs))
+    return choose(scores, plan, generator, torch.Generator().manual_seed(1))
 
 
 def _model(seed=0):
@@ -40,9 +41,9 @@ def _model(seed=0):
 
 def test_same_seed_same_samples_and_ids_in_vocab():
     stepper = RNNStepper(_model())
-    a = generate(stepper, [3, 4], num=5, max_tokens=30, temperature=1.0, seed=7)
-    b = generate(stepper, [3, 4], num=5, max_tokens=30, temperature=1.0, seed=7)
-    c = generate(stepper, [3, 4], num=5, max_tokens=30, temperature=1.0, seed=8)
+    a = generate(stepper, make_plan([3, 4], num=5, max_tokens=30, temperature=1.0, seed=7))
+    b = generate(stepper, make_plan([3, 4], num=5, max_tokens=30, temperature=1.0, seed=7))
+    c = generate(stepper, make_plan([3, 4], num=5, max_tokens=30, temperature=1.0, seed=8))
     assert a == b and a != c
     assert all(0 <= t < 9 and t != 1 for s in a for t in s)
 
@@ -51,7 +52,7 @@ def test_greedy_follows_the_table_and_stops_at_eos():
     table = torch.full((4, 4), 0.1)
     table[1, 2] = table[2, 3] = table[3, 1] = 0.7  # eos → 2 → 3 → eos
     table = table / table.sum(1, keepdim=True)
-    assert generate(TableStepper(table), [], num=2, temperature=0) == [[2, 3], [2, 3]]
+    assert generate(TableStepper(table), make_plan([], num=2, temperature=0)) == [[2, 3], [2, 3]]
 
 
 def test_top_k_one_is_greedy_and_top_p_keeps_the_head():
@@ -80,7 +81,7 @@ def test_sampling_frequencies_follow_the_distribution():
 ])
 def test_bad_sampling_arguments(kwargs, message):
     with pytest.raises(LMError, match=message):
-        generate(RNNStepper(_model()), [], **kwargs)
+        generate(RNNStepper(_model()), make_plan([], **kwargs))
 
 
 def test_draw_never_picks_an_excluded_token():
@@ -113,14 +114,14 @@ def test_finished_samples_leave_the_batch():
         def select(self, rows):
             self.last = [self.last[r] for r in rows.tolist()]
 
-    outputs = generate(Counting(table), [], num=200, max_tokens=6, seed=0)
+    outputs = generate(Counting(table), make_plan([], num=200, max_tokens=6, seed=0))
     assert sizes[-1] < sizes[0] < 200
     assert sizes == [sum(len(o) > k for o in outputs) for k in range(len(sizes))]
 
 
 def _distribution(logprobs, **settings):
     """What a token is drawn from: softmax of the scores after the sampling processors."""
-    scores = process(build(SAMPLING, SampleRequest(**settings)), logprobs, [[]] * len(logprobs))
+    scores = process(make_plan(**settings).sampling, logprobs, [[]] * len(logprobs))
     return torch.softmax(scores.double(), dim=-1)
 
 
@@ -150,8 +151,8 @@ def test_each_draw_inverts_the_cdf_of_the_tempered_distribution(temperature, see
     """A sample's first token is where its uniform number falls in softmax(log p / T)'s CDF."""
     table = torch.tensor([[0.25] * 4, [0.1, 0.2, 0.3, 0.4], [0.25] * 4, [0.25] * 4])
     num = 2000
-    outputs = generate(TableStepper(table), [], num=num, max_tokens=1,
-                       temperature=temperature, seed=seed)
+    outputs = generate(TableStepper(table), make_plan([], num=num, max_tokens=1,
+                       temperature=temperature, seed=seed, allow_unk=True))
     drawn = torch.tensor([ids[0] if ids else 1 for ids in outputs])  # [] is a drawn <eos>
     uniforms = torch.rand(num, generator=torch.Generator().manual_seed(seed)).double()
     probs = table[1].double() ** (1 / temperature)
@@ -185,8 +186,8 @@ def test_min_p_keeps_tokens_within_a_share_of_the_likeliest_after_temperature():
 
 def test_min_p_draws_never_pick_a_dropped_token_and_follow_the_rest():
     table = torch.tensor([[0.25] * 4, [0.5, 0.05, 0.3, 0.15], [0.25] * 4, [0.25] * 4])
-    outputs = generate(TableStepper(table), [], num=4000, max_tokens=1, temperature=2.0,
-                       min_p=0.4, seed=0)
+    outputs = generate(TableStepper(table), make_plan([], num=4000, max_tokens=1, temperature=2.0,
+                       min_p=0.4, seed=0, allow_unk=True))
     assert all(outputs)  # <eos> (√0.1 = 0.316 of the top token at T = 2) is never drawn
     counts = np.bincount([ids[0] for ids in outputs], minlength=4) / 4000
     roots = np.sqrt([0.5, 0, 0.3, 0.15])

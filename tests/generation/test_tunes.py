@@ -13,7 +13,7 @@ import pytest
 import torch
 from tests_support import assert_clean_error
 
-from lm.generation.tunes import (
+from lm.generation.verse.tunes import (
     build_template,
     corpus_tunes,
     layout,

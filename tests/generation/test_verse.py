@@ -10,10 +10,10 @@ import pytest
 import torch
 from tests_support import assert_clean_error
 
-from lm.generation.pingshui import checker
-from lm.generation.request import SampleRequest
-from lm.generation.verse import Corpus, rhyme_book, simplified_vocabulary
-from lm.generation.vocab import TokenClasses
+from lm.generation.verse.lexicon import Corpus, Lexicon, simplified_vocabulary
+from lm.generation.verse.pingshui import checker
+from lm.generation.verse.registry import rhyme_book
+from lm.generation.verse.vocab import TokenClasses
 
 CHARS = "春秋山花風雲天人江年家流樓東中夏水月雨日白雪葉酒夜上看"
 POEMS = ["白日依山盡，黃河入海流。\n欲窮千里目，更上一層樓。",
@@ -104,7 +104,7 @@ def test_acrostic_with_meter(lm):
     (["--form", "5,5,7,7", "--meter"], "--meter needs --form wujue"),
     (["--form", "wujue", "--strict-meter"], "--strict-meter tightens --meter: add --meter"),
     (["--form", "wujue", "--meter", "--rhyme-book", "modern"], "--meter follows the Pingshui"),
-    (["--rhyme-book", "tang"], "--rhyme-book must be pingshui or modern"),
+    (["--rhyme-book", "tang"], "--rhyme-book must be one of pingshui, modern, not 'tang'"),
 ])
 def test_clean_errors(lm, args, message):
     assert_clean_error(lm(*args), message)
@@ -116,11 +116,14 @@ def test_list_forms_without_tunes(lm):
 
 
 def test_rhyme_book_default_by_corpus():
-    request = SampleRequest()
-    assert rhyme_book(request, Corpus("chinese-poetry:tang/regular")) == "pingshui"
-    assert rhyme_book(request, Corpus("poems.txt")) == "modern"
-    assert rhyme_book(SampleRequest(rhyme_book="modern"),
-                      Corpus("chinese-poetry:tang")) == "modern"
+    classes = TokenClasses.from_tokens(["<unk>", "<eos>", *"風雲"], "char")
+
+    def book(request, source):
+        return rhyme_book(request, Lexicon(classes, Corpus(source)))
+
+    assert book(None, "chinese-poetry:tang/regular") == "pingshui"
+    assert book(None, "poems.txt") == "modern"
+    assert book("modern", "chinese-poetry:tang") == "modern"
 
 
 def test_script_of_a_vocabulary():

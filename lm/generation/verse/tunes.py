@@ -17,11 +17,23 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 from lm.errors import LMError
-from lm.generation.forms import Form
-from lm.generation.metre import EndRhymes, TokenTones, ToneRule
-from lm.generation.pingshui import LEVEL, OBLIQUE, book, in_book_script
+from lm.generation.verse.forms import Form
+from lm.generation.verse.metre import (
+    EndRhymes,
+    TokenTones,
+    ToneRule,
+    check_poem_layout,
+    token_tones,
+)
+from lm.generation.verse.pingshui import LEVEL, OBLIQUE, book, in_book_script
+from lm.settings import named
+
+if TYPE_CHECKING:
+    from lm.generation.verse.draft import Draft
+    from lm.generation.verse.lexicon import Lexicon
 
 PREFIX = "ci:"
 RHYME_SHARE = 0.25
@@ -64,8 +76,8 @@ def build_template(tune: str, documents: Iterable[str], simplified: bool) -> Tem
     layouts = [layout(d) for d in documents]
     counts = Counter(lay for lay in layouts if lay is not None)
     if not counts:
-        raise LMError(f"--form ci:{tune}: none of its {len(documents)} ci is laid out in "
-                      "clauses closed by punctuation: choose another tune")
+        raise LMError(f"{named('form')} ci:{tune}: none of its {len(documents)} ci is laid out "
+                      "in clauses closed by punctuation: choose another tune")
     best, support = counts.most_common(1)[0]
     ends = [[in_book_script(clause[-1], simplified) for clause in _clauses(d)]
             for d, lay in zip(documents, layouts, strict=True) if lay == best]
@@ -112,20 +124,21 @@ def template_form(template: Template) -> Form:
     lengths = tuple(length for length, _, _ in template.clauses)
     return Form(frozenset({len(lengths)}), lengths=lengths, spec=PREFIX + template.tune,
                 marks=tuple(m for _, m, _ in template.clauses),
-                newlines=tuple(n for _, _, n in template.clauses))
+                newlines=tuple(n for _, _, n in template.clauses), template=template)
 
 
 def tune_rule(template: Template, tones: TokenTones) -> ToneRule:
     """The rule that rhymes the template's clause ends, each rhyme in one Pingshui group."""
     pattern = EndRhymes(letters=template.letters, name=PREFIX + template.tune)
-    return ToneRule(tones, [pattern], template.tones, what=f"--form {PREFIX}{template.tune}")
+    return ToneRule(tones, [pattern], template.tones,
+                    what=f"{named('form')} {PREFIX}{template.tune}")
 
 
 @cache
 def corpus_tunes(corpus: str, simplified: bool) -> dict[str, tuple[str, ...]]:
     """Tune → its ci, in the script of the dataset (``simplified``: converted by OpenCC)."""
     from lm.data.chinese_poetry import iter_tunes
-    from lm.generation.script import convert
+    from lm.generation.verse.script import convert
 
     by_tune: dict[str, list[str]] = {}
     for tune, document in iter_tunes(corpus):
@@ -139,17 +152,18 @@ def find_template(corpus: str, simplified: bool, tune: str, book_simplified: boo
     """The template of ``tune`` in the corpus a model was prepared from."""
     tunes = corpus_tunes(corpus, simplified)
     if not tunes:
-        raise LMError(f"--form ci:{tune}: the model's corpus chinese-poetry:{corpus} has no "
-                      "tunes: use a model of chinese-poetry:songci")
+        raise LMError(f"{named('form')} ci:{tune}: the model's corpus chinese-poetry:{corpus} "
+                      "has no tunes: use a model of chinese-poetry:songci")
     if tune not in tunes:
-        from lm.generation.script import convert
+        from lm.generation.verse.script import convert
 
         tune = next((t for t in (convert(tune, s) for s in ("simplified", "traditional"))
                      if t in tunes), tune)
     if tune not in tunes:
         common = "、".join(list(tunes)[:5])
-        raise LMError(f"--form ci:{tune}: no such tune in chinese-poetry:{corpus} (the "
-                      f"commonest: {common}; `lm sample MODEL --list-forms` lists them all)")
+        raise LMError(f"{named('form')} ci:{tune}: no such tune in chinese-poetry:{corpus} "
+                      f"(the commonest: {common}; `lm sample MODEL --list-forms` lists them "
+                      "all)")
     return build_template(tune, tunes[tune], book_simplified)
 
 
@@ -175,3 +189,48 @@ def rhymes_hold(text: str, template: Template, simplified: bool) -> bool:
             if not shared:
                 return False
     return True
+
+
+# ------------------------------------------------------------------ the rules, as registered
+def lexicon_tunes(lexicon: Lexicon | None) -> dict[str, tuple[str, ...]]:
+    """The tunes of a model's corpus (none for other corpora)."""
+    poetry = lexicon.corpus.poetry if lexicon is not None else None
+    return corpus_tunes(poetry[0], lexicon.corpus.simplify) if poetry is not None else {}
+
+
+class TuneForms:
+    """``ci:TUNE``: the tune's commonest layout in the model's corpus (a form family)."""
+
+    def pattern(self, lexicon: Lexicon | None) -> str | None:
+        if lexicon is None:
+            return f"{PREFIX}.+"
+        tunes = lexicon_tunes(lexicon)
+        return f"{PREFIX}(?:{'|'.join(map(re.escape, tunes))})" if tunes else None
+
+    def parse(self, spec: str, lexicon: Lexicon | None) -> Form | None:
+        if not spec.startswith(PREFIX):
+            return None
+        tune = spec[len(PREFIX):]
+        poetry = lexicon.corpus.poetry if lexicon is not None else None
+        if lexicon is None or poetry is None:
+            raise LMError(f"{named('form')} {spec} needs a model prepared from "
+                          "chinese-poetry:songci (its tunes come from that corpus)")
+        template = lexicon.cached(("tune", tune), lambda: find_template(
+            poetry[0], lexicon.corpus.simplify, tune, lexicon.simplified))
+        return template_form(template)
+
+    def listing(self, lexicon: Lexicon) -> list[tuple[str, str]]:
+        if not lexicon_tunes(lexicon):
+            return []
+        return [(f"{PREFIX}TUNE", "the tune's commonest layout in the corpus")]
+
+
+class TuneRhymes:
+    """A ci tune's rhymes, each in one Pingshui group, as its corpus rhymes them."""
+
+    def apply(self, draft: Draft) -> None:
+        if draft.template is None:
+            return
+        rule = tune_rule(draft.template, token_tones(draft))
+        check_poem_layout(draft, rule.what)
+        draft.rules.append(rule)

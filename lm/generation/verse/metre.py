@@ -1,7 +1,7 @@
 """Regulated tone patterns (格律) and Pingshui rhymes as a decoding rule over content slots.
 
 A regulated poem (近体诗) follows one of four patterns, 平起/仄起 × first line rhymed or not,
-taken from the ``pingshui-rhyme`` checker (:func:`lm.generation.pingshui.checker`). Under each
+taken from the ``pingshui-rhyme`` checker (:func:`lm.generation.verse.pingshui.checker`). Under each
 pattern a slot (verse line, position) asks for:
 
 * the 2nd, 4th and 6th characters: the pattern's tone (二四六分明; 对 and 黏 between lines follow
@@ -16,7 +16,7 @@ pattern a slot (verse line, position) asks for:
 :class:`ToneRule` keeps every pattern the characters written so far fit, each with its own
 rhyme state, and allows a character when some kept pattern allows it: the model's first
 choices pick the pattern, and since a chosen character always fits one kept pattern, the poem
-can always be finished. Song ci (:mod:`lm.generation.tunes`) and a plain Pingshui ``--rhyme``
+can always be finished. Song ci (:mod:`lm.generation.verse.tunes`) and a plain Pingshui ``--rhyme``
 are rules of one pattern each, built the same way.
 """
 
@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
 from lm.errors import LMError
-from lm.generation.pingshui import (
+from lm.generation.verse.forms import POEM_WIDTHS, REGULATED_LINES
+from lm.generation.verse.pingshui import (
     LEVEL,
     OBLIQUE,
     Book,
@@ -38,7 +39,11 @@ from lm.generation.pingshui import (
     in_book_script,
     traditional_forms,
 )
-from lm.generation.vocab import TokenClasses
+from lm.generation.verse.vocab import TokenClasses
+from lm.settings import named
+
+if TYPE_CHECKING:
+    from lm.generation.verse.draft import Draft
 
 # what a slot asks for (None: anything)
 Requirement = tuple | None
@@ -88,9 +93,9 @@ def strict_positions(tones: str) -> set[int]:
 
 def meter_patterns(width: int, lines: int, strict: bool = False) -> list[MeterPattern]:
     """The four standard patterns of ``lines`` lines of ``width``, from the library."""
-    if width not in (5, 7) or lines not in (4, 8):
-        raise LMError(f"--meter needs 4 or 8 lines of 5 or 7 characters, not {lines} lines of "
-                      f"{width}: use --form wujue, qijue, wulv or qilv")
+    if width not in POEM_WIDTHS or lines not in REGULATED_LINES:
+        raise LMError(f"{named('meter')} needs 4 or 8 lines of 5 or 7 characters, not {lines} "
+                      f"lines of {width}: use {named('form')} wujue, qijue, wulv or qilv")
     return [MeterPattern(SCHEMES[scheme], tuple(rows[:lines]), strict)
             for scheme, rows in checker().patterns[width].items()]
 
@@ -129,6 +134,7 @@ class TokenTones:
                  source: Book | None = None) -> None:
         source = source or book()
         size = classes.vocab_size
+        self.tokens = classes.tokens
         self.level = torch.zeros(size, dtype=torch.bool)
         self.oblique = torch.zeros(size, dtype=torch.bool)
         self.groups: dict[int, dict[str, frozenset[str]]] = {}
@@ -261,26 +267,32 @@ class ToneRule:
             raise ValueError(f"token {token} is outside every pattern's slot ({line}, {pos})")
         return frozenset(kept)
 
-    def with_heads(self, heads: Sequence[int], lengths: Sequence[int],
-                   tokens: Sequence[str]) -> frozenset[Entry]:
-        """The start state keeping the patterns whose first slots take the acrostic's heads."""
+    def fix(self, slots: Sequence[tuple[int, int, int | None, int, str]]) -> frozenset[Entry]:
+        """The start state: the patterns that take every fixed slot (line, pos, length, token,
+        flag), each with the rhymes those tokens already set; none left is a one-line error."""
         kept, clashes = set(), []
         for entry in self.start:
             state = frozenset({entry})
-            for line, (head, length) in enumerate(zip(heads, lengths, strict=False)):
+            for line, pos, length, token, what in slots:
                 (current,) = state
-                if not self._fits(self._resolve(current, line, 0, length), head):
-                    clashes.append((self.patterns[entry.pattern].name, line, tokens[head]))
+                if not self._fits(self._resolve(current, line, pos, length), token):
+                    clashes.append((self.patterns[entry.pattern].name, line, pos, token, what))
                     break
-                state = self.advance(state, line, 0, length, head)
+                state = self.advance(state, line, pos, length, token)
             else:
-                kept.add(entry)
+                kept.update(state)
         if not kept:
-            named = "; ".join(f"{name} needs another tone than {char!r} at line {line + 1}"
-                              for name, line, char in sorted(clashes))
-            raise LMError(f"--acrostic fits no pattern of {self.what}: {named}: change that "
-                          "character or drop the stricter rules")
+            raise LMError(self._clash(clashes))
         return frozenset(kept)
+
+    def _clash(self, clashes: list[tuple[str, int, int, int, str]]) -> str:
+        tokens = self.tones.tokens
+        named = "; ".join(f"{name} needs another tone than {tokens[token]!r} at line {line + 1}"
+                          + (f", position {pos + 1}" if pos else "")
+                          for name, line, pos, token, _ in sorted(clashes))
+        what = clashes[0][4] if clashes else "the fixed characters"
+        return (f"{what} fits no pattern of {self.what}: {named}: change that character or "
+                "drop the stricter rules")
 
 
 def tone_marks(text: str, simplified: bool = False) -> str:
@@ -295,3 +307,59 @@ def tone_marks(text: str, simplified: bool = False) -> str:
             tones, "中" if tones else "？")
 
     return "".join(mark(ch) for ch in text)
+
+
+# ------------------------------------------------------------------ the rules, as registered
+def token_tones(draft: Draft) -> TokenTones:
+    """The book's tone table of the model's vocabulary: built once per model."""
+    lexicon = draft.lexicon
+    return lexicon.cached("tones", lambda: TokenTones(lexicon.classes, lexicon.simplified))
+
+
+def check_poem_layout(draft: Draft, what: str) -> None:
+    """A Pingshui rule reads ，/。 lines of characters, marks the form needs included."""
+    classes = draft.classes
+    if classes.layout != "poem":
+        raise LMError(f"{what} needs a char-level Chinese model whose vocabulary has ， and 。: "
+                      "sample this one without it")
+    form = draft.settled_form()
+    missing = [m for m in form.all_marks if m not in classes.index]
+    if missing:
+        raise LMError(f"{named('form')} {form.spec}: the model's vocabulary lacks "
+                      f"{''.join(missing)!r}: use a model of that corpus")
+
+
+class Metre:
+    """``--meter``: one of the four standard tone patterns of the form, level rhymes."""
+
+    def apply(self, draft: Draft, *, meter: bool, strict_meter: bool) -> None:
+        if not meter:
+            return
+        draft.ask(named("meter"))
+        form = draft.settled_form()
+        what = f"{named('form')} {form.spec} {named('meter')}"
+        check_poem_layout(draft, what)
+        lengths = form.lengths
+        if not lengths or len(set(lengths)) != 1:
+            raise LMError(f"{named('meter')} needs {named('form')} wujue, qijue, wulv or qilv "
+                          "(4 or 8 lines of 5 or 7 characters)")
+        patterns = meter_patterns(lengths[0], len(lengths), strict_meter)
+        draft.rules.append(ToneRule(token_tones(draft), patterns, [LEVEL], what=what))
+
+
+class PingshuiRhymes:
+    """``--rhyme``/``--level-tone`` under the Pingshui book: lines closed by 。 end on level
+    characters of one group (the metre and a ci tune rhyme by their own rules)."""
+
+    def apply(self, draft: Draft, *, meter: bool, rhyme: bool, level_tone: bool) -> None:
+        if draft.book != "pingshui" or meter or draft.template is not None:
+            return
+        if not (rhyme or level_tone):
+            return
+        what = named("rhyme") if rhyme else named("level_tone")
+        draft.ask(what)
+        check_poem_layout(draft, what)
+        form = draft.settled_form()
+        ends = tuple(form.ends_with_period(i) for i in range(form.max_lines))
+        pattern = EndRhymes(ends_with_period=ends, grouped=rhyme)
+        draft.rules.append(ToneRule(token_tones(draft), [pattern], [LEVEL], what=what))

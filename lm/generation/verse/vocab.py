@@ -14,7 +14,6 @@ real characters. The layout says how verse lines end in this vocabulary:
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -22,14 +21,8 @@ import torch
 from tokenizers import Tokenizer
 
 from lm.errors import LMError
+from lm.generation.verse.forms import COMMA, NEWLINE, PERIOD, is_content
 from lm.tokenization import EOS_ID, UNK_ID, vocabulary
-
-COMMA, PERIOD, NEWLINE = "，", "。", "\n"
-
-
-def is_content(text: str) -> bool:
-    """True for a token that fills a slot of a verse line: it has a letter, mark or number."""
-    return any(unicodedata.category(ch)[0] in "LMN" for ch in text)
 
 
 @dataclass

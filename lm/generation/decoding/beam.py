@@ -11,18 +11,16 @@ best sequences a brute-force enumeration would.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from lm.generation.constraints import State
-from lm.generation.processors import SHAPING, Processor, build, form_of, process
-from lm.generation.request import SampleRequest
-from lm.generation.sampling import Stepper
+from lm.generation.decoding.plan import Plan
+from lm.generation.decoding.processors import process
+from lm.generation.decoding.steppers import Stepper
+from lm.generation.verse.constraint import State
+from lm.runtime import checkpoint
 from lm.tokenization import EOS_ID
 
 
@@ -38,35 +36,24 @@ def normalised(logprob: float, length: int, alpha: float) -> float:
     return logprob / max(length, 1) ** alpha
 
 
-def beam_search(stepper: Stepper, prime: list[int], request: SampleRequest | None = None, *,
-                style: list[int] | None = None, processors: Sequence[Processor] | None = None,
-                **settings: Any) -> list[Hypothesis]:
-    """The ``request.num`` best texts after ``<eos> + style + prime``, best first.
-
-    ``settings`` are :class:`SampleRequest` fields that replace the request's (without a
-    request: a 4-wide beam for the best text); the search reads ``beam``, ``num``,
-    ``max_tokens`` and ``length_penalty``. ``processors`` are the shaping ones (default:
-    those the settings ask for, with no form).
-    """
-    request = dataclasses.replace(request or SampleRequest(beam=4, num=1), **settings)
-    if request.beam is None:
-        raise ValueError("beam_search needs a request with a beam width")
-    request.check()
-    beam, num, length_penalty = request.beam, request.num, request.length_penalty
-    if processors is None:
-        processors = build(SHAPING, request)
-    constraint = form_of(processors)
-    start = constraint.initial(prime) if constraint is not None else None
-    limit = constraint.max_tokens if constraint is not None else request.max_tokens
-    logprobs = stepper.start([[EOS_ID, *(style or []), *prime]])
-    live = [Hypothesis([], 0.0, state=start)]
+def beam_search(stepper: Stepper, plan: Plan) -> list[Hypothesis]:
+    """The ``plan.num`` best texts after the plan's context, best first, from a
+    ``plan.beam``-wide beam; the plan's banned tokens are never chosen."""
+    if plan.beam is None:
+        raise ValueError("beam_search needs a plan with a beam width")
+    beam, num, length_penalty, limit = plan.beam, plan.num, plan.length_penalty, plan.max_tokens
+    constraint = plan.constraint
+    banned = torch.tensor(plan.banned, dtype=torch.long)
+    logprobs = stepper.start([list(plan.context)])
+    live = [Hypothesis([], 0.0, state=plan.start)]
     finished: list[Hypothesis] = []
     cut_off: list[Hypothesis] = []
     for step in range(1, limit + 1):
+        checkpoint()
         states = [h.state for h in live] if constraint is not None else None
-        scores = process(processors, logprobs, [prime + h.tokens for h in live], states)
-        total = torch.tensor([h.logprob for h in live], dtype=torch.float64)[:, None] \
-            + scores.double().cpu()
+        scores = process(plan.shaping, logprobs, [list(plan.prime) + h.tokens for h in live],
+                         states).double().cpu().index_fill(1, banned, -math.inf)
+        total = torch.tensor([h.logprob for h in live], dtype=torch.float64)[:, None] + scores
         vocab = total.shape[1]
         values, flat = total.view(-1).topk(min(2 * beam, total.numel()))
         survivors: list[Hypothesis] = []

@@ -112,7 +112,7 @@ _IDEOGRAPHS = [*map(chr, range(0x4E00, 0xA000)), *map(chr, range(0x3400, 0x4DC0)
 @cache
 def _traditional_of() -> dict[str, frozenset[str]]:
     """Simplified character → every other character that OpenCC simplifies to it."""
-    from lm.generation.script import convert
+    from lm.generation.verse.script import convert
 
     simplified = convert("\n".join(_IDEOGRAPHS), "simplified").split("\n")
     found: dict[str, set[str]] = {}
@@ -142,6 +142,6 @@ def in_book_script(text: str, simplified: bool) -> str:
     """``text`` in the book's traditional characters (OpenCC) when the corpus was simplified."""
     if not simplified:
         return text
-    from lm.generation.script import convert
+    from lm.generation.verse.script import convert
 
     return convert(text, "traditional")

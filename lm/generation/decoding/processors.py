@@ -3,12 +3,13 @@
 A processor is called as ``processor(scores, histories, states)``: ``scores`` is a float
 ``[B, V]`` copy of the model's log-probabilities (one row per sequence) that it may change in
 place, ``histories`` each row's tokens so far (prime and generated text), ``states`` each
-row's form state (:mod:`lm.generation.constraints`) or None; it returns the new scores.
+row's form state (:mod:`lm.generation.verse.constraint`) or None; it returns the new scores.
 :func:`process` runs a list of them and copies nothing when the list is empty.
 
 Each processor class says, in its ``of``, which settings of a request ask for it (most name
 the one setting that switches them on: ``class MinP(Warper, setting="min_p")``), and is named
-once in one of two lists, in the order they run; :func:`build` makes a list from a request.
+once in one of two lists, in the order they run; :func:`build` makes a list from a request's
+settings by name.
 
 * :data:`SHAPING`, for sampling and beam search alike:
 
@@ -32,18 +33,13 @@ once in one of two lists, in the order they run; :func:`build` makes a list from
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 
-from lm.generation.constraints import FormConstraint, State
-
-if TYPE_CHECKING:
-    from lm.generation.request import SampleRequest
-
-GREEDY_BELOW = 1e-6  # temperatures below this are greedy (the T → 0 limit; float32 underflows)
+from lm.generation.verse.constraint import FormConstraint, State
 
 
 class Processor(Protocol):
@@ -63,24 +59,21 @@ def process(processors: Sequence[Processor], logprobs: torch.Tensor,
     return scores
 
 
-def build(kinds: Sequence[type], request: SampleRequest, form: FormConstraint | None = None,
+def build(kinds: Sequence[type], settings: Mapping[str, Any],
+          form: FormConstraint | None = None,
           exempt: torch.Tensor | None = None) -> list[Processor]:
-    """The processors of ``kinds`` that the request's settings ask for, in that order.
+    """The processors of ``kinds`` that the settings (a request's, by name) ask for, in order.
 
     ``form``: the form constraint, if any; ``exempt``: bool [V], the tokens the repetition
     rules ignore (None: none).
     """
-    made = (kind.of(request, form, exempt) for kind in kinds)  # type: ignore[attr-defined]
+    made = (kind.of(settings, form, exempt) for kind in kinds)  # type: ignore[attr-defined]
     return [processor for processor in made if processor is not None]
 
 
 def form_of(processors: Sequence[Processor]) -> FormConstraint | None:
     """The form constraint among the processors: decoding keeps its states and stops with it."""
     return next((p.constraint for p in processors if isinstance(p, FormMask)), None)
-
-
-def is_greedy(request: SampleRequest) -> bool:
-    return request.temperature < GREEDY_BELOW
 
 
 class Switched:
@@ -108,9 +101,9 @@ class Switched:
         return f"{type(self).__name__}({self.value!r})"
 
     @classmethod
-    def of(cls, request: SampleRequest, form: FormConstraint | None = None,
+    def of(cls, settings: Mapping[str, Any], form: FormConstraint | None = None,
            exempt: torch.Tensor | None = None) -> Switched | None:
-        value = getattr(request, cls.setting)
+        value = settings.get(cls.setting)
         return None if value is None or value == cls.neutral else cls(value, exempt)
 
     def repeatable(self, token: int) -> bool:
@@ -123,7 +116,7 @@ class FormMask:
     constraint: FormConstraint
 
     @classmethod
-    def of(cls, request: SampleRequest, form: FormConstraint | None,
+    def of(cls, settings: Mapping[str, Any], form: FormConstraint | None,
            exempt: torch.Tensor | None) -> FormMask | None:
         return cls(form) if form is not None else None
 
@@ -143,7 +136,9 @@ class RepetitionPenalty(Switched, setting="repetition_penalty", neutral=1.0):
             if seen:
                 index = torch.tensor(seen, device=scores.device)
                 values = scores[row, index]
-                scores[row, index] = torch.where(values > 0, values / penalty, values * penalty)
+                changed = torch.where(values > 0, values / penalty, values * penalty)
+                # a token already masked (−∞) stays so, whatever float rounding makes of it
+                scores[row, index] = torch.where(torch.isinf(values), values, changed)
         return scores
 
 
@@ -188,7 +183,7 @@ class Warper(Switched):
 
 
 class Temperature(Warper, setting="temperature", neutral=1.0):
-    """Divide the scores by T (≥ GREEDY_BELOW, which keeps every finite score finite)."""
+    """Divide the scores by T (never used when greedy, so every finite score stays finite)."""
 
     def warp(self, scores: torch.Tensor) -> torch.Tensor:
         return scores.div_(self.value)
