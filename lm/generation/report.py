@@ -156,12 +156,18 @@ def documents(ids: np.ndarray, tokens: list[str]) -> list[str]:
 
 
 def book_figures(texts: list[str], verse: Any) -> dict[str, float | None]:
-    """Metre and rhyme rates by the library's checker, and the share of unknown characters."""
+    """Metre and rhyme rates by the library's checker, and the share of unknown characters.
+
+    The checker judges regulated verse (lines of 5 or 7); a ci tune is judged by its own
+    template, and any other form (六言, line lengths) by its rhymes alone: the characters
+    before each 。 level and rhyming by the checker's ``do_rhyme``, metre not applying.
+    """
     from lm.generation.verse.pingshui import book, checker, in_book_script
     from lm.generation.verse.tunes import rhymes_hold
 
     judge, source = checker(), book()
     regular = parse_form("any")
+    free = verse.form is not None and verse.template is None and not verse.form.regulated
     metre, rhymed, unknown, chars = [], [], 0, 0
     for text in texts:
         traditional = in_book_script(text, verse.simplified)
@@ -170,12 +176,24 @@ def book_figures(texts: list[str], verse: Any) -> dict[str, float | None]:
         unknown += sum(not source.knows(ch) for ch in content)
         if verse.template is not None:
             rhymed.append(rhymes_hold(text, verse.template, verse.simplified))
-            continue
-        shaped = matches(text, regular, "poem")
-        metre.append(shaped and judge.check_poem_pingze_meter(traditional)[0])
-        rhymed.append(shaped and judge.check_poem_rhyming(traditional)[0])
+        elif free:
+            rhymed.append(end_rhymes(traditional, judge))
+        else:
+            shaped = matches(text, regular, "poem")
+            metre.append(shaped and judge.check_poem_pingze_meter(traditional)[0])
+            rhymed.append(shaped and judge.check_poem_rhyming(traditional)[0])
     return {"metre_rate": _share(metre), "pingshui_rhyme_rate": _share(rhymed),
             "unknown_to_book": unknown / chars if chars else None}
+
+
+def end_rhymes(text: str, judge: Any) -> bool:
+    """Whether the characters before each 。 (two at least) are level and rhyme with the first,
+    by the checker's own classifier and ``do_rhyme``."""
+    ends = rhyme_chars(text)
+    if len(ends) < 2:
+        return False
+    level = all(judge.classifier.classify(c)[0] in ("ping", "polyphonic") for c in ends)
+    return level and all(judge.rhyme_checker.do_rhyme(ends[0], c) for c in ends[1:])
 
 
 def book_report(texts: list[str], verse: Any, test: np.ndarray | None) -> dict[str, Any]:

@@ -89,6 +89,14 @@ class Form:
         return self.ends_with_period(line)
 
     @property
+    def regulated(self) -> bool:
+        """Regulated verse (近体诗) the Pingshui checker judges: 4 or 8 lines of 5 or 7."""
+        if self.lengths is None:
+            return self.widths <= POEM_WIDTHS
+        return len(set(self.lengths)) == 1 and self.lengths[0] in POEM_WIDTHS and \
+            len(self.lengths) in REGULATED_LINES
+
+    @property
     def all_marks(self) -> str:
         return "".join(dict.fromkeys(self.marks)) if self.marks is not None else COMMA + PERIOD
 
