@@ -2,8 +2,9 @@
 
 A form counts content tokens (characters at char level, words at word level) per verse line.
 The named forms are the regular quatrain and octave: 五言绝句 ``wujue`` (4×5), 七言绝句
-``qijue`` (4×7), 五言律诗 ``wulv`` (8×5) and 七言律诗 ``qilv`` (8×7); ``any`` is any one of
-those four (all lines as long as the first); ``5,5,7,7`` gives every line's length.
+``qijue`` (4×7), 五言律诗 ``wulv`` (8×5) and 七言律诗 ``qilv`` (8×7), and 六言绝句 ``liujue``
+(4×6); ``any`` is any one of the first four (all lines as long as the first); ``5,5,7,7``
+gives every line's length.
 Punctuation follows the corpus: ， after odd verse lines, 。 after even ones and after the
 last, a newline after every 。 but the last (see :mod:`lm.generation.verse.vocab` for the layouts
 of vocabularies without ，/。). A Song ci tune (``ci:浣溪沙``, :mod:`lm.generation.verse.tunes`)
@@ -33,6 +34,7 @@ def is_content(text: str) -> bool:
 
 NAMED: dict[str, tuple[int, ...]] = {
     "wujue": (5,) * 4, "qijue": (7,) * 4, "wulv": (5,) * 8, "qilv": (7,) * 8,
+    "liujue": (6,) * 4,  # 六言绝句, e.g. 王维《田园乐》
 }
 POEM_WIDTHS = frozenset({5, 7})
 # the regulated verse (近体诗) the Pingshui patterns cover: 4 or 8 lines of 5 or 7 characters

@@ -8,10 +8,11 @@ import random
 
 import pytest
 import torch
+from generation_fakes import verse_of
 from tests_support import assert_clean_error
 
 from lm.generation.verse.lexicon import Corpus, Lexicon, simplified_vocabulary
-from lm.generation.verse.pingshui import checker
+from lm.generation.verse.pingshui import book, checker
 from lm.generation.verse.registry import rhyme_book
 from lm.generation.verse.vocab import TokenClasses
 
@@ -130,3 +131,50 @@ def test_script_of_a_vocabulary():
     simplified = TokenClasses.from_tokens(["<unk>", "<eos>", *"风云东门马"], "char")
     traditional = TokenClasses.from_tokens(["<unk>", "<eos>", *"風雲東門馬"], "char")
     assert simplified_vocabulary(simplified) and not simplified_vocabulary(traditional)
+
+
+TIANYUANLE = "桃紅復含宿雨，柳綠更帶朝煙。\n花落家童未掃，鶯啼山客猶眠。"  # 王维《田园乐》其六
+
+
+def test_liujue_is_four_lines_of_six():
+    from lm.generation.verse.forms import matches, parse_form
+
+    liujue = parse_form("liujue")
+    assert liujue.lengths == (6,) * 4 and not liujue.regulated
+    assert matches(TIANYUANLE, liujue, "poem")
+    assert not matches(TIANYUANLE.replace("猶眠", "眠"), liujue, "poem")
+
+
+def test_liujue_with_rhyme_acrostic_and_report(lm):
+    payload = _payload(lm("--form", "liujue", "--rhyme", "--acrostic", "春秋夜上", "--num", "20",
+                          "--temperature", "2", "--json", "--report"))
+    judge = checker()
+    for poem in payload["samples"]:
+        lines = poem.replace("。", "，").replace("\n", "").split("，")[:4]
+        assert [len(line) for line in lines] == [6] * 4
+        assert [line[0] for line in lines] == list("春秋夜上")
+        ends = [line[-1] for line in lines[1::2]]  # the lines closed by 。
+        assert all(judge.classifier.classify(c)[0] in ("ping", "polyphonic") for c in ends)
+        assert judge.rhyme_checker.do_rhyme(ends[0], ends[1]), poem
+    report = payload["report"]
+    assert report["well_formed_rate"] == 1.0 and report["form"] == "liujue"
+    assert report["pingshui_rhyme_rate"] == 1.0 and report["metre_rate"] is None
+
+
+def test_the_report_judges_a_liujue_by_its_rhymes():
+    from lm.generation.report import book_figures
+
+    verse = verse_of(TokenClasses.from_tokens(["<unk>", "<eos>", "，", "。", "\n",
+                                               *set(TIANYUANLE) - set("，。\n")], "char"),
+                     form="liujue")
+    texts = [TIANYUANLE, TIANYUANLE.replace("猶眠", "猶去")]
+    figures = book_figures(texts, verse)
+    chars = [c for t in texts for c in t if c.isalnum()]
+    unknown = sum(not book().knows(c) for c in chars) / len(chars)
+    assert unknown < 0.1  # the book lacks a character or two of it
+    assert figures == {"metre_rate": None, "pingshui_rhyme_rate": 0.5,
+                       "unknown_to_book": unknown}
+
+
+def test_liujue_has_no_metre(lm):
+    assert_clean_error(lm("--form", "liujue", "--meter"), "--meter needs --form wujue, qijue")
