@@ -30,3 +30,12 @@ def test_200_score_requests_from_8_clients_all_succeed(poem_app):
         result = bench.load(url, requests=200, clients=8)
     assert result.failures == []
     assert len(result.latencies) == 200
+
+
+def test_sample_requests_with_and_without_the_mixture_all_succeed(poem_app):
+    bench = _bench()
+    with running(poem_app) as url:
+        plain = bench.load(url, requests=20, clients=4, scenario="sample")
+        mixed = bench.load(url, requests=20, clients=4, scenario="sample-mix", ngram="p-3gram")
+    assert plain.failures == [] == mixed.failures
+    assert len(plain.latencies) == 20 == len(mixed.latencies)
