@@ -15,6 +15,7 @@ corpus, or a split, in Python objects or in one array in memory; a document long
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -99,6 +100,28 @@ class PrepareConfig:
             raise LMError("--split-ratios gives the train split nothing: e.g. 0.9,0.05,0.05")
 
 
+@contextlib.contextmanager
+def keeps_environ() -> Iterator[None]:
+    """Keep ``os.environ`` the process's own mapping across ``datasets``' parallel ``map``.
+
+    ``Dataset.map(num_proc=...)`` sets a variable for its workers, then puts back a *copy* of
+    the environment in place of ``os.environ``. Whoever kept the original object (rich's
+    consoles read their width from it) no longer sees what later code sets: the next command
+    of the same process (``lm run``) or the next test. The original object is put back, with
+    the copy's contents.
+    """
+    original = os.environ
+    try:
+        yield
+    finally:
+        if os.environ is not original:
+            contents = dict(os.environ)
+            os.environ = original  # noqa: B003 (the original object, not a new mapping)
+            for key in set(original) - set(contents):
+                del original[key]
+            original.update(contents)
+
+
 def prepare(store: Store, config: PrepareConfig, name: str) -> tuple[Artifact, bool]:
     """Run the stage, or reuse an identical earlier version. Returns (artifact, reused)."""
     import datasets
@@ -111,7 +134,7 @@ def prepare(store: Store, config: PrepareConfig, name: str) -> tuple[Artifact, b
     if cached is not None:
         return cached, True
 
-    with tempfile.TemporaryDirectory(prefix="lm-prepare-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="lm-prepare-") as scratch, keeps_environ():
         splits = make_splits(load_source(config.source, config.doc_sep, config.text_field,
                                          config.num_proc), config, Path(scratch))
         if config.simplify:

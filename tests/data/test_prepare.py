@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -190,8 +191,11 @@ def test_parallel_encoding_writes_the_same_arrays(tmp_path, monkeypatch, word_co
     serial, _ = prepare(store, PrepareConfig(str(word_corpus), level="word"), "s")
     monkeypatch.setattr(stage, "PARALLEL_FROM_DOCS", 10)
     monkeypatch.setattr(stage, "BATCH_DOCS", 7)  # several batches per worker
+    environ, before = os.environ, dict(os.environ)
     parallel, reused = prepare(store, PrepareConfig(str(word_corpus), level="word",
                                                     num_proc=2), "p")
+    # datasets swaps os.environ for a copy when it forks: the process keeps its own, as it was
+    assert os.environ is environ and dict(os.environ) == before
     assert not reused and parallel.metrics == serial.metrics
     for split in SPLITS:
         assert np.array_equal(load_split(parallel, split), load_split(serial, split))
