@@ -15,6 +15,7 @@ from lm.generation.request import SampleRequest
 from lm.settings import with_settings
 
 REPORT_ROWS = (("well_formed_rate", "well-formed"), ("rhyme_rate", "rhyming"),
+               ("repeated_rhymes", "poems rhyming a character with itself (重韵)"),
                ("distinct_1", "distinct-1"), ("distinct_2", "distinct-2"),
                ("logprob_per_char", "log-prob / char (nats)"),
                ("logprob_per_token", "log-prob / token (nats)"),
@@ -77,6 +78,8 @@ def sample(
 def _shown(key: str, value: float | None) -> str:
     if value is None:
         return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
     return f"{value:.1%}" if key.endswith("rate") or key.startswith("unknown") else f"{value:.4f}"
 
 

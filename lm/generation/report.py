@@ -5,6 +5,8 @@
   and qilv;
 * ``rhyme_rate`` — share of samples with at least two 。 whose characters before each 。 share
   one rhyme group (:mod:`lm.generation.verse.rhyme`); char-level Chinese models only;
+* ``repeated_rhymes`` — how many samples rhyme a character with itself (重韵): a character
+  standing before two of their 。;
 * ``distinct_1``/``distinct_2`` — distinct n-grams over all n-grams (Li et al., 2016), pooled
   over the samples, of characters (char level) or words, within verse lines (n-grams do not
   cross punctuation or line breaks);
@@ -65,6 +67,11 @@ def distinct_n(texts: Iterable[str], n: int, level: str = "char") -> float | Non
 def rhyme_chars(text: str) -> list[str]:
     """The character before each 。: the rhyme positions."""
     return [text[i - 1] for i, ch in enumerate(text) if ch == PERIOD and i > 0]
+
+
+def repeated_rhymes(texts: list[str]) -> int:
+    """How many texts rhyme a character with itself (重韵): one repeated before its 。s."""
+    return sum(len(set(ends)) < len(ends) for ends in map(rhyme_chars, texts))
 
 
 def rhyme_rate(texts: list[str]) -> float | None:
@@ -131,6 +138,7 @@ def build_report(texts: list[str], *, form: Form | None, layout: str, level: str
         "form": form.spec if form is not None else "any of wujue/qijue/wulv/qilv",
         "well_formed_rate": well_formed_rate(texts, form, layout, level),
         "rhyme_rate": rhyme_rate(texts) if layout == "poem" else None,
+        "repeated_rhymes": repeated_rhymes(texts) if layout == "poem" else None,
         "distinct_1": distinct_n(texts, 1, level),
         "distinct_2": distinct_n(texts, 2, level),
         "logprob_per_char": None,

@@ -89,6 +89,9 @@ class SampleRequest:
                                         rule="in [0.001, 1000] (1 is off, 1.2 is typical)")
     no_repeat_ngram: int = setting(0, "Never repeat an n-gram of this size; 0 is off.",
                                    at_least=0, rule="≥ 0 (0 is off)")
+    allow_repeat_rhyme: bool = setting(False, "Let a poem rhyme a character with itself (重韵), "
+                                       "which --meter and --rhyme avoid by default, as poets "
+                                       "do.", later=True)
     allow_unk: bool = setting(False, "Let <unk> be drawn; by default it never is, in sampling, "
                               "beam search and the mixture alike.", later=True)
     script: str | None = setting(None, "Print in simplified or traditional Chinese (OpenCC), "

@@ -101,7 +101,7 @@ def test_book_figures_judge_by_the_library_checker():
     poems = ["白日依山盡，黃河入海流。\n欲窮千里目，更上一層樓。",  # passes both
              "床前明月光，疑是地上霜。\n舉頭望明月，低頭思故鄉。",  # 古绝: rhymes, fails the metre
              "白日依山盡，黃河入海流。"]  # not regulated: counts as neither
-    verse = SimpleNamespace(template=None, simplified=False)
+    verse = SimpleNamespace(template=None, simplified=False, form=None)
     figures = book_figures(poems, verse)
     assert figures["metre_rate"] == pytest.approx(1 / 3)
     assert figures["pingshui_rhyme_rate"] == pytest.approx(2 / 3)

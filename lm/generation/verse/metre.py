@@ -80,6 +80,10 @@ class MeterPattern:
             return tone(tones[pos])
         return None
 
+    def rhymes_after(self, line: int, letter: int) -> int:
+        """Rhyme positions of the letter in the lines after ``line``."""
+        return sum(tones[-1] == LEVEL for tones in self.lines[line + 1:])
+
 
 def strict_positions(tones: str) -> set[int]:
     """Free slots that the stricter rules fix: against 孤平 and 三平尾."""
@@ -118,6 +122,12 @@ class EndRhymes:
         letter = self.letters[line] if line < len(self.letters) else None
         return None if letter is None else rhyme(letter)
 
+    def rhymes_after(self, line: int, letter: int) -> int:
+        """Rhyme positions of the letter in the lines after ``line``."""
+        if self.letters is None:
+            return sum(self.ends_with_period[line + 1:]) if self.grouped else 0
+        return sum(mine == letter for mine in self.letters[line + 1:])
+
 
 class Entry(NamedTuple):
     """A pattern still possible, with its rhyme state."""
@@ -125,6 +135,7 @@ class Entry(NamedTuple):
     pattern: int
     groups: tuple[frozenset[str] | None, ...]  # per rhyme letter: groups still shared
     echo: frozenset[str]  # every rhyme category of the rhyme characters so far
+    rhymed: frozenset[tuple[int, int]] = frozenset()  # (line, token) of each rhyme so far
 
 
 class TokenTones:
@@ -186,11 +197,13 @@ class ToneRule:
     """Content-slot restrictions of a set of patterns (see the module's docstring)."""
 
     def __init__(self, tones: TokenTones, patterns: Sequence, letter_tones: Sequence[str],
-                 what: str = "--meter") -> None:
+                 what: str = "--meter", distinct: bool = False) -> None:
         self.tones = tones
         self.patterns = list(patterns)
         self.letter_tones = tuple(letter_tones)
         self.what = what
+        self.distinct = distinct  # no character rhymes with itself (重韵)
+        self._rhyme_masks: dict[tuple, torch.Tensor] = {}
         blank = tuple(None for _ in self.letter_tones)
         self.start = frozenset(Entry(i, blank, frozenset()) for i in range(len(self.patterns)))
 
@@ -200,7 +213,12 @@ class ToneRule:
         if need is None or need[0] == "tone":
             return need
         if need[0] == "rhyme":
-            return ("rhyme", self.letter_tones[need[1]], entry.groups[need[1]])
+            if not self.distinct:
+                return ("rhyme", self.letter_tones[need[1]], entry.groups[need[1]],
+                        frozenset(), 0)
+            used = frozenset(t for at, t in entry.rhymed if at != line)
+            after = self.patterns[entry.pattern].rhymes_after(line, need[1])
+            return ("rhyme", self.letter_tones[need[1]], entry.groups[need[1]], used, after)
         return ("unrhymed", entry.echo)
 
     def _fits(self, resolved: tuple | None, token: int) -> bool:
@@ -210,8 +228,7 @@ class ToneRule:
         if resolved[0] == "tone":
             return t.has(token, resolved[1])
         if resolved[0] == "rhyme":
-            mine = t.groups.get(token, {}).get(resolved[1], frozenset())
-            return bool(mine) and (resolved[2] is None or bool(mine & resolved[2]))
+            return bool(self._rhyme_mask(resolved)[token])
         return bool(t.pure_oblique[token]) and not (t.categories.get(token, frozenset())
                                                       & resolved[1])
 
@@ -230,13 +247,7 @@ class ToneRule:
             if resolved[0] == "tone":
                 allowed |= t.level if resolved[1] == LEVEL else t.oblique
             elif resolved[0] == "rhyme":
-                groups = resolved[2]
-                if groups is None:
-                    allowed |= t.rhymable[resolved[1]]
-                else:
-                    for name in groups:
-                        if (resolved[1], name) in t.group_masks:
-                            allowed |= t.group_masks[(resolved[1], name)]
+                allowed |= self._rhyme_mask(resolved)
             else:
                 echo = torch.zeros_like(allowed)
                 for name in resolved[1] & t.category_masks.keys():
@@ -245,6 +256,28 @@ class ToneRule:
         if not bool(allowed.any()):
             raise LMError(f"{self.what}: the model's vocabulary has no character the Pingshui "
                           "book allows here: use a model of classical poems")
+        return allowed
+
+    def _rhyme_mask(self, resolved: tuple) -> torch.Tensor:
+        """The characters of the rhyme's tone in its groups (any, before the first rhyme), but
+        those used; with ``distinct``, only groups that keep enough unused characters for the
+        rhyme positions still to come. A vocabulary too small for that repeats instead."""
+        found = self._rhyme_masks.get(resolved)
+        if found is not None:
+            return found
+        t, (_, tone_, groups, used, after) = self.tones, resolved
+        allowed = torch.zeros_like(t.known)
+        for (mine, name), members in t.group_masks.items():
+            if mine != tone_ or (groups is not None and name not in groups):
+                continue
+            spare = int(members.sum()) - sum(bool(members[u]) for u in used) - 1
+            if spare >= after:
+                allowed |= members
+        if used:
+            allowed[list(used)] = False
+        if (used or after) and not bool(allowed.any()):  # too few characters: repeat rather
+            allowed = self._rhyme_mask((*resolved[:3], frozenset(), 0))
+        self._rhyme_masks[resolved] = allowed
         return allowed
 
     def advance(self, state: frozenset[Entry], line: int, pos: int, length: int | None,
@@ -261,7 +294,8 @@ class ToneRule:
                 groups = list(entry.groups)
                 groups[letter] = mine if groups[letter] is None else groups[letter] & mine
                 entry = Entry(entry.pattern, tuple(groups),
-                              entry.echo | self.tones.categories[token])
+                              entry.echo | self.tones.categories[token],
+                              entry.rhymed | {(line, token)})
             kept.add(entry)
         if not kept:
             raise ValueError(f"token {token} is outside every pattern's slot ({line}, {pos})")
@@ -332,7 +366,8 @@ def check_poem_layout(draft: Draft, what: str) -> None:
 class Metre:
     """``--meter``: one of the four standard tone patterns of the form, level rhymes."""
 
-    def apply(self, draft: Draft, *, meter: bool, strict_meter: bool) -> None:
+    def apply(self, draft: Draft, *, meter: bool, strict_meter: bool,
+              allow_repeat_rhyme: bool) -> None:
         if not meter:
             return
         draft.ask(named("meter"))
@@ -344,14 +379,16 @@ class Metre:
             raise LMError(f"{named('meter')} needs {named('form')} wujue, qijue, wulv or qilv "
                           "(4 or 8 lines of 5 or 7 characters)")
         patterns = meter_patterns(lengths[0], len(lengths), strict_meter)
-        draft.rules.append(ToneRule(token_tones(draft), patterns, [LEVEL], what=what))
+        draft.rules.append(ToneRule(token_tones(draft), patterns, [LEVEL], what=what,
+                                    distinct=not allow_repeat_rhyme))
 
 
 class PingshuiRhymes:
     """``--rhyme``/``--level-tone`` under the Pingshui book: lines closed by 。 end on level
     characters of one group (the metre and a ci tune rhyme by their own rules)."""
 
-    def apply(self, draft: Draft, *, meter: bool, rhyme: bool, level_tone: bool) -> None:
+    def apply(self, draft: Draft, *, meter: bool, rhyme: bool, level_tone: bool,
+              allow_repeat_rhyme: bool) -> None:
         if draft.book != "pingshui" or meter or draft.template is not None:
             return
         if not (rhyme or level_tone):
@@ -362,4 +399,5 @@ class PingshuiRhymes:
         form = draft.settled_form()
         ends = tuple(form.ends_with_period(i) for i in range(form.max_lines))
         pattern = EndRhymes(ends_with_period=ends, grouped=rhyme)
-        draft.rules.append(ToneRule(token_tones(draft), [pattern], [LEVEL], what=what))
+        draft.rules.append(ToneRule(token_tones(draft), [pattern], [LEVEL], what=what,
+                                    distinct=rhyme and not allow_repeat_rhyme))

@@ -88,13 +88,17 @@ def rhymes(chars: list[str]) -> bool:
 
 
 class ModernRhyme:
-    """The 中华新韵 rhyme positions as a slot rule; its state is the poem's rhyme group."""
+    """The 中华新韵 rhyme positions as a slot rule. Its state: the poem's rhyme group (set by
+    the first rhyme position) and, with ``distinct``, the (line, token) of each rhyme so far,
+    so that no character rhymes with itself (重韵)."""
 
-    def __init__(self, classes: TokenClasses, form: Form, rhyme: bool, level_tone: bool) -> None:
+    def __init__(self, classes: TokenClasses, form: Form, rhyme: bool, level_tone: bool,
+                 distinct: bool = False) -> None:
         self.classes, self.form = classes, form
         self.rhyme, self.level_tone = rhyme, level_tone
+        self.distinct = distinct and rhyme
         self.what = named("rhyme") if rhyme else named("level_tone")
-        self.start = None
+        self.start: tuple = (None, frozenset())
         self.groups: list[str | None] = [None] * classes.vocab_size
         self.level = torch.zeros(classes.vocab_size, dtype=torch.bool)
         for token_id in torch.nonzero(classes.content).view(-1).tolist():
@@ -107,29 +111,39 @@ class ModernRhyme:
     def _rhymes(self, line: int, pos: int, length: int | None) -> bool:
         return length is not None and pos == length - 1 and self.form.ends_with_period(line)
 
-    def key(self, state: str | None, line: int, pos: int, length: int | None) -> tuple | None:
+    def key(self, state: tuple, line: int, pos: int, length: int | None) -> tuple | None:
         if not self._rhymes(line, pos, length):
             return None
-        return ("rhyme", state if self.rhyme else None)
+        group, rhymed = state
+        used = frozenset(t for at, t in rhymed if at != line)
+        return ("rhyme", group if self.rhyme else None, used)
 
     def mask(self, key: tuple) -> torch.Tensor:
-        """Rhyme-position candidates, loosening a restriction that would leave none."""
-        group = key[1]
+        """Rhyme-position candidates, loosening a restriction that would leave none: first the
+        ban on repeats, then the level tone, then the group."""
+        _, group, used = key
         candidates = self.classes.content & self.known
         if group is not None:
             candidates = candidates & torch.tensor([g == group for g in self.groups])
+        fresh = candidates.clone()
+        if used:
+            fresh[list(used)] = False
+        candidates = fresh if bool(fresh.any()) else candidates
         if self.level_tone and bool((candidates & self.level).any()):
             candidates = candidates & self.level
         return candidates if bool(candidates.any()) else self.classes.content
 
-    def advance(self, state: str | None, line: int, pos: int, length: int | None,
-                token: int) -> str | None:
+    def advance(self, state: tuple, line: int, pos: int, length: int | None,
+                token: int) -> tuple:
         """The first rhyme position sets the group the others follow."""
-        if self.rhyme and state is None and self._rhymes(line, pos, length):
-            return self.groups[token]
-        return state
+        if not self._rhymes(line, pos, length):
+            return state
+        group, rhymed = state
+        if self.rhyme and group is None:
+            group = self.groups[token]
+        return (group, rhymed | {(line, token)} if self.distinct else rhymed)
 
-    def fix(self, slots: list[tuple[int, int, int | None, int, str]]) -> str | None:
+    def fix(self, slots: list[tuple[int, int, int | None, int, str]]) -> tuple:
         """A rhyme position fixed in advance sets the group from the start."""
         state = self.start
         for line, pos, length, token, _ in slots:
@@ -140,7 +154,8 @@ class ModernRhyme:
 class ModernRhymes:
     """``--rhyme``/``--level-tone`` under ``--rhyme-book modern``."""
 
-    def apply(self, draft: Draft, *, rhyme: bool, level_tone: bool) -> None:
+    def apply(self, draft: Draft, *, rhyme: bool, level_tone: bool,
+              allow_repeat_rhyme: bool) -> None:
         if draft.book != "modern" or not (rhyme or level_tone):
             return
         what = named("rhyme") if rhyme else named("level_tone")
@@ -148,6 +163,7 @@ class ModernRhymes:
         if draft.classes.layout != "poem":
             raise LMError(f"{named('rhyme')} and {named('level_tone')} need a char-level Chinese "
                           "model whose vocabulary has ， and 。: sample this one without them")
-        key = ("modern", draft.settled_form(), rhyme, level_tone)
+        form, distinct = draft.settled_form(), not allow_repeat_rhyme
+        key = ("modern", form, rhyme, level_tone, distinct)
         draft.rules.append(draft.lexicon.cached(key, lambda: ModernRhyme(
-            draft.classes, draft.settled_form(), rhyme, level_tone)))
+            draft.classes, form, rhyme, level_tone, distinct)))

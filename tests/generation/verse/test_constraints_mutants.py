@@ -189,8 +189,8 @@ def test_the_rhyme_group_of_the_first_period_line_binds_the_others():
     seen, states = _walk(constraint, text)
     assert seen[1] == {C}  # line 1 ends with ，: no rhyme there
     assert seen[4] == {C}  # the first rhyme: any character with a reading (all of these)
-    assert states[6].rules == ("寒",)  # set by 山 before the 。
-    assert states[3].rules == (None,)
+    assert states[6].rules == (("寒", frozenset()),)  # set by 山 before the 。
+    assert states[3].rules == ((None, frozenset()),)
     assert seen[-1] == set("山間天年")  # line 4 ends in 寒
     assert seen[8] == {C}  # line 3 ends with ，: free
 
@@ -202,7 +202,7 @@ def test_rhyme_is_set_once_by_the_first_period_line():
     seen, states = _walk(constraint, ["春", COMMA, "花", PERIOD, NEWLINE, "家", COMMA, "夏",
                                       PERIOD, NEWLINE])
     # the group is set as soon as the first rhyme character is written (花, state 3)
-    assert [s.rules[0] for s in states] == [None] * 3 + ["麻"] * 8
+    assert [s.rules[0][0] for s in states] == [None] * 3 + ["麻"] * 8
     assert seen[2] == {C}  # first rhyme position: no group yet
     assert seen[7] == set("花家夏")  # second one: 麻 (夏 oblique is fine without level tone)
     assert seen[10] == set("花家夏")  # the last line ends with 。 too
@@ -214,7 +214,7 @@ def test_level_tone_alone_keeps_level_characters_with_known_readings():
                                 rules=modern_rhyme(poem_classes(), form, level_tone=True))
     seen, states = _walk(constraint, ["春", COMMA, "花", PERIOD], fold=False)
     assert seen[0] == set(CHARS) and seen[2] == set(CHARS) - OBLIQUE
-    assert states[-1].rules == (None,)  # no rhyme asked: the group is never bound
+    assert states[-1].rules == ((None, frozenset()),)  # no rhyme asked: no group bound
 
 
 def test_rhyme_and_level_tone_together_and_loosened_when_nothing_is_left():
@@ -227,7 +227,7 @@ def test_rhyme_and_level_tone_together_and_loosened_when_nothing_is_left():
     assert seen[-1] == set("花家")  # 麻 and level: 夏 is oblique
     # 水 is the only 微 character and it is oblique: the tone gives way, the rhyme holds.
     # (水 itself cannot open the rhyme under level tone, so this state is built by hand.)
-    state = constraint.start._replace(line=3, count=0, rules=("微",), width=1)
+    state = constraint.start._replace(line=3, count=0, rules=(("微", frozenset()),), width=1)
     assert _allowed(constraint, state, fold=False) == {"水"}
 
 
@@ -238,7 +238,7 @@ def test_rhyme_gives_way_when_the_vocabulary_has_no_reading_at_all():
     constraint = FormConstraint(classes, form,
                                 rules=modern_rhyme(classes, form, rhyme=True, level_tone=True))
     seen, states = _walk(constraint, ["a", COMMA, "b", PERIOD, EOS])
-    assert states[4].rules == (None,)
+    assert states[4].rules == ((None, frozenset()),)
     assert seen == [{C}, {COMMA}, {C}, {PERIOD}, {EOS}, {EOS}]
 
 
@@ -294,3 +294,21 @@ def test_constructor_refusals():
         acrostic_slots(heads)
     # with any, the acrostic decides how many lines there are
     assert verse_of(classes, form="any", acrostic="春夏秋冬").constraint.form.counts == {4}
+
+
+def test_modern_rhymes_do_not_repeat_a_character_unless_nothing_else_rhymes():
+    from lm.generation.verse.rhyme import ModernRhyme
+
+    classes = poem_classes()
+    form = parse_form("1,1,1,1,1,1,1,1")
+    constraint = FormConstraint(classes, form, rules=[ModernRhyme(classes, form, True, False,
+                                                                  distinct=True)])
+    seen, states = _walk(constraint, ["春", COMMA, "花", PERIOD, NEWLINE, "秋", COMMA, "家",
+                                      PERIOD, NEWLINE, "月", COMMA], fold=False)
+    assert seen[7] == set("家夏")  # 麻, but not 花 again
+    assert seen[-1] == {"夏"}  # 花 and 家 used: 夏 is left
+    # with 夏 used too, nothing of 麻 is fresh: a repeat beats a line that does not rhyme
+    index = classes.index
+    used = frozenset({(1, index["花"]), (3, index["家"]), (5, index["夏"])})
+    state = constraint.start._replace(line=7, count=0, width=1, rules=(("麻", used),))
+    assert _allowed(constraint, state, fold=False) == set("花家夏")

@@ -220,3 +220,39 @@ def test_a_rule_mask_is_never_empty_silently():
     with pytest.raises(LMError, match="no character the Pingshui book allows"):
         constraint.allowed(state)
     assert torch.equal(constraint.allowed(constraint.start)[5:], torch.tensor([True, True]))
+
+
+def _distinct_rule(chars: str, lines: int = 4) -> tuple[TokenClasses, ToneRule]:
+    from lm.generation.verse.metre import EndRhymes
+
+    classes = TokenClasses.from_tokens(["<unk>", "<eos>", "，", "。", "\n", *chars], "char")
+    ends = tuple(line % 2 == 1 for line in range(lines))
+    rule = ToneRule(TokenTones(classes), [EndRhymes(ends_with_period=ends)], [LEVEL],
+                    distinct=True)
+    return classes, rule
+
+
+def test_no_character_rhymes_with_itself_and_groups_too_small_are_left_out():
+    # 東 group: 東 風 中 (three level characters); 麻 group: 花 家 (two); 山 a 刪 level one
+    classes, rule = _distinct_rule("東風中花家山日月")
+    ids = {c: classes.index[c] for c in "東風中花家山"}
+
+    def allowed(state, line):
+        key = rule.key(state, line, 4, 5)
+        return {classes.tokens[i] for i in torch.nonzero(rule.mask(key)).view(-1).tolist()}
+
+    assert allowed(rule.start, 1) == set("東風中花家")  # two rhymes: 山 alone cannot
+    # eight lines rhyme four times: 東 can hold three, and after 東, 風 and 中 none is left,
+    # so a vocabulary this small repeats rather than stop
+    _, wide = _distinct_rule("東風中花家山日月", lines=8)
+    assert {classes.tokens[i] for i in torch.nonzero(wide.mask(wide.key(
+        wide.start, 1, 4, 5))).view(-1).tolist()} == set("東風中花家山")
+    state = rule.advance(rule.start, 1, 4, 5, ids["東"])
+    assert allowed(state, 3) == {"風", "中"}  # 東 used, its group kept
+    again = rule.advance(rule.start, 1, 4, 5, ids["花"])
+    assert allowed(again, 3) == {"家"}
+    assert not rule._fits(rule._resolve(next(iter(again)), 3, 4, 5), ids["花"])
+    repeat = ToneRule(rule.tones, rule.patterns, [LEVEL])  # --allow-repeat-rhyme
+    assert {classes.tokens[i] for i in torch.nonzero(repeat.mask(repeat.key(
+        repeat.advance(repeat.start, 1, 4, 5, ids["花"]), 3, 4, 5))).view(-1).tolist()} \
+        == {"花", "家"}

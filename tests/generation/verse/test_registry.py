@@ -178,3 +178,20 @@ def test_the_report_judges_a_liujue_by_its_rhymes():
 
 def test_liujue_has_no_metre(lm):
     assert_clean_error(lm("--form", "liujue", "--meter"), "--meter needs --form wujue, qijue")
+
+
+def _repeats(poem):
+    ends = [line[-1] for line in poem.replace("\n", "").split("。") if line]
+    return len(set(ends)) < len(ends)
+
+
+def test_meter_and_rhyme_never_rhyme_a_character_with_itself(lm):
+    for flags in (["--meter"], ["--rhyme"]):
+        payload = _payload(lm("--form", "wulv", *flags, "--num", "40", "--temperature", "2",
+                              "--json", "--report"))
+        assert not any(map(_repeats, payload["samples"]))
+        assert payload["report"]["repeated_rhymes"] == 0
+        allowed = _payload(lm("--form", "wulv", *flags, "--num", "40", "--temperature", "2",
+                              "--json", "--report", "--allow-repeat-rhyme"))
+        repeats = sum(map(_repeats, allowed["samples"]))
+        assert repeats > 0 and allowed["report"]["repeated_rhymes"] == repeats
