@@ -335,8 +335,11 @@ class Between:
     second: str
     then: Cond
     message: Callable[[Any], str]
+    unless: str | None = None  # a third setting that, given, does instead of ``then``
 
     def check(self, config: Any) -> None:
+        if self.unless is not None and getattr(config, self.unless) is not None:
+            return
         if self.when.holds(getattr(config, self.first)) and \
                 not self.then.holds(getattr(config, self.second)):
             raise LMError(self.message(config))
@@ -349,4 +352,8 @@ class Between:
         then: dict[str, Any] = {"properties": {self.second: self.then.schema}}
         if not self.then.holds(defaults.get(self.second)):
             then["required"] = [self.second]
-        return [{"anyOf": [{"properties": {self.first: self.when.complement}}, then]}]
+        branches = [{"properties": {self.first: self.when.complement}}, then]
+        if self.unless is not None:
+            branches.append({"properties": {self.unless: {"type": "string"}},
+                             "required": [self.unless]})
+        return [{"anyOf": branches}]

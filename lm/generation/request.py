@@ -65,6 +65,10 @@ class SampleRequest:
                                "ci:浣溪沙 (see --list-forms).")
     acrostic: str | None = setting(None, "藏头诗: each line begins with the next character (word "
                                    "at word level), e.g. 春夏秋冬.")
+    template: str | None = setting(None, "A draft to fill: the poem as it should look, □ for "
+                                   "each character to write, any other character kept where it "
+                                   "stands, e.g. 床前明月光，疑是□□□。□□□□□，□□□□□。",
+                                   later=True)
     rhyme: bool = setting(False, "Lines closed by 。 end in one rhyme group of --rhyme-book "
                           "(Pingshui: a level one; modern: 中华新韵, from pypinyin).")
     level_tone: bool = setting(False, "Rhyme positions take level tone (平声: Pingshui's, or "
@@ -115,7 +119,8 @@ class SampleRequest:
             f"{named('meter')} follows the Pingshui book: drop {named('rhyme_book')} modern")),
         Between("meter", TRUE, "form", matching(regulated_specs()), lambda r: (
             f"{named('meter')} needs {named('form')} wujue, qijue, wulv or qilv (4 or 8 lines "
-            "of 5 or 7 characters)")),
+            f"of 5 or 7 characters), or a {named('template')} of that shape"),
+            unless="template"),
         Between("form", matching("ci:.+", otherwise=static_specs()), "rhyme_book",
                 one_of((None, "pingshui")), lambda r: (
             f"{named('form')} ci: tunes rhyme by the Pingshui book: drop "

@@ -27,7 +27,7 @@ class Acrostic:
         heads = heads_of(acrostic, draft)
         draft.form = with_acrostic(draft.form, len(heads), draft.classes.layout)
         for line, head in enumerate(heads):
-            draft.fixed[(line, 0)] = (head, flag)
+            draft.fix(line, 0, head, flag)
 
 
 def heads_of(text: str, draft: Draft) -> list[int]:

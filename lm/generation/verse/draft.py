@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lm.errors import LMError
 from lm.generation.verse.constraint import FormConstraint, SlotRule
 from lm.generation.verse.forms import Form, parse_form
 from lm.generation.verse.lexicon import Lexicon
@@ -57,6 +58,16 @@ class Draft:
         """A rule applies: verse needs a char- or word-level model."""
         self.classes.check_formable(flag)
         self.asked = self.asked or flag
+
+    def fix(self, line: int, pos: int, token: int, flag: str) -> None:
+        """Fix a slot to a token; two rules fixing it to different tokens is an error."""
+        held = self.fixed.get((line, pos))
+        if held is not None and held[0] != token:
+            tokens = self.classes.tokens
+            raise LMError(f"{flag} puts {tokens[token]!r} at line {line + 1}, position "
+                          f"{pos + 1}, where {held[1]} puts {tokens[held[0]]!r}: make them "
+                          "agree")
+        self.fixed[(line, pos)] = (token, flag if held is None else held[1])
 
     def settled_form(self) -> Form:
         """The form so far; a rule that needs one and finds none takes ``any``."""

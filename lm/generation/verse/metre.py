@@ -136,6 +136,7 @@ class Entry(NamedTuple):
     groups: tuple[frozenset[str] | None, ...]  # per rhyme letter: groups still shared
     echo: frozenset[str]  # every rhyme category of the rhyme characters so far
     rhymed: frozenset[tuple[int, int]] = frozenset()  # (line, token) of each rhyme so far
+    avoid: frozenset[str] = frozenset()  # categories of unrhymed ends fixed in advance
 
 
 class TokenTones:
@@ -215,10 +216,11 @@ class ToneRule:
         if need[0] == "rhyme":
             if not self.distinct:
                 return ("rhyme", self.letter_tones[need[1]], entry.groups[need[1]],
-                        frozenset(), 0)
+                        frozenset(), 0, entry.avoid)
             used = frozenset(t for at, t in entry.rhymed if at != line)
             after = self.patterns[entry.pattern].rhymes_after(line, need[1])
-            return ("rhyme", self.letter_tones[need[1]], entry.groups[need[1]], used, after)
+            return ("rhyme", self.letter_tones[need[1]], entry.groups[need[1]], used, after,
+                    entry.avoid)
         return ("unrhymed", entry.echo)
 
     def _fits(self, resolved: tuple | None, token: int) -> bool:
@@ -265,7 +267,7 @@ class ToneRule:
         found = self._rhyme_masks.get(resolved)
         if found is not None:
             return found
-        t, (_, tone_, groups, used, after) = self.tones, resolved
+        t, (_, tone_, groups, used, after, avoid) = self.tones, resolved
         allowed = torch.zeros_like(t.known)
         for (mine, name), members in t.group_masks.items():
             if mine != tone_ or (groups is not None and name not in groups):
@@ -275,8 +277,10 @@ class ToneRule:
                 allowed |= members
         if used:
             allowed[list(used)] = False
+        for name in avoid & t.category_masks.keys():  # a fixed unrhymed end must stay so
+            allowed &= ~t.category_masks[name]
         if (used or after) and not bool(allowed.any()):  # too few characters: repeat rather
-            allowed = self._rhyme_mask((*resolved[:3], frozenset(), 0))
+            allowed = self._rhyme_mask((*resolved[:3], frozenset(), 0, avoid))
         self._rhyme_masks[resolved] = allowed
         return allowed
 
@@ -309,15 +313,34 @@ class ToneRule:
             state = frozenset({entry})
             for line, pos, length, token, what in slots:
                 (current,) = state
-                if not self._fits(self._resolve(current, line, pos, length), token):
+                resolved = self._resolve(current, line, pos, length)
+                if not self._fits(resolved, token):
                     clashes.append((self.patterns[entry.pattern].name, line, pos, token, what))
                     break
                 state = self.advance(state, line, pos, length, token)
+                if resolved is not None and resolved[0] == "unrhymed":
+                    (current,) = state
+                    avoid = current.avoid | self.tones.categories.get(token, frozenset())
+                    state = frozenset({current._replace(avoid=avoid)})
             else:
-                kept.update(state)
+                clash = self._echoes(next(iter(state)), slots)
+                if clash is None:
+                    kept.update(state)
+                else:
+                    clashes.append((self.patterns[entry.pattern].name, *clash))
         if not kept:
             raise LMError(self._clash(clashes))
         return frozenset(kept)
+
+    def _echoes(self, entry: Entry, slots: Sequence[tuple[int, int, int | None, int, str]]
+                ) -> tuple[int, int, int, str] | None:
+        """A fixed unrhymed end that rhymes with a rhyme fixed after it, or None."""
+        for line, pos, length, token, what in slots:
+            resolved = self._resolve(entry, line, pos, length)
+            if resolved is not None and resolved[0] == "unrhymed" and \
+                    self.tones.categories.get(token, frozenset()) & entry.echo:
+                return (line, pos, token, what)
+        return None
 
     def _clash(self, clashes: list[tuple[str, int, int, int, str]]) -> str:
         tokens = self.tones.tokens

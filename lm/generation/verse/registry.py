@@ -27,6 +27,7 @@ from lm.generation.verse.forms import (
 from lm.generation.verse.lexicon import Lexicon
 from lm.generation.verse.metre import Metre, PingshuiRhymes
 from lm.generation.verse.rhyme import ModernRhymes
+from lm.generation.verse.template import Template
 from lm.generation.verse.tunes import TuneForms, TuneRhymes
 from lm.settings import named
 
@@ -54,6 +55,7 @@ FORM_FAMILIES: tuple[FormFamily, ...] = (
 
 RULES: tuple[VerseRule, ...] = (
     Shape(),
+    Template(),
     Acrostic(),
     ModernRhymes(),
     Metre(),

@@ -256,3 +256,24 @@ def test_no_character_rhymes_with_itself_and_groups_too_small_are_left_out():
     assert {classes.tokens[i] for i in torch.nonzero(repeat.mask(repeat.key(
         repeat.advance(repeat.start, 1, 4, 5, ids["花"]), 3, 4, 5))).view(-1).tolist()} \
         == {"花", "家"}
+
+
+def test_fixed_characters_narrow_the_patterns_and_keep_later_rhymes_apart():
+    classes = TokenClasses.from_tokens(["<unk>", "<eos>", "，", "。", "\n", *"岸看安寒殘月"],
+                                       "char")
+    rule = ToneRule(TokenTones(classes), meter_patterns(5, 4), [LEVEL])
+    ids = classes.index
+    # 岸 (翰, oblique) closes line 1: only the patterns whose first line is unrhymed stay, and
+    # their rhymes may not share its 翰: 看 (寒 and 翰) is out, 安, 寒 and 殘 stay
+    start = rule.fix([(0, 4, 5, ids["岸"], "--template")])
+    assert {rule.patterns[e.pattern].name for e in start} == {"平起首句不入韵", "仄起首句不入韵"}
+    key = rule.key(start, 1, 4, 5)
+    assert {classes.tokens[i] for i in torch.nonzero(rule.mask(key)).view(-1).tolist()} \
+        == set("安寒殘")
+    # a rhyme fixed later sets the group from the start
+    seeded = rule.fix([(3, 4, 5, ids["殘"], "--template")])
+    assert {e.groups for e in seeded} == {(frozenset({"十四寒"}),)}
+    # an unrhymed end that rhymes with a rhyme fixed after it is refused, naming the place
+    with pytest.raises(LMError, match=r"^--template fits no pattern of --meter: .*'岸' at "
+                                      r"line 1, position 5"):
+        rule.fix([(0, 4, 5, ids["岸"], "--template"), (1, 4, 5, ids["看"], "--template")])

@@ -195,3 +195,35 @@ def test_meter_and_rhyme_never_rhyme_a_character_with_itself(lm):
                               "--json", "--report", "--allow-repeat-rhyme"))
         repeats = sum(map(_repeats, allowed["samples"]))
         assert repeats > 0 and allowed["report"]["repeated_rhymes"] == repeats
+
+
+# 春 夜 上 流 山 kept (夜 and 山 in the middle of their lines)
+WUJUE = "春□夜□上，□□□□流。\n□□山□□，□□□□□。"
+
+
+def test_a_template_keeps_its_characters_anywhere_and_the_metre_holds(lm):
+    payload = _payload(lm("--template", WUJUE, "--meter", "--num", "30", "--temperature", "2",
+                          "--json", "--report"))
+    judge = checker()
+    for poem in payload["samples"]:
+        assert len(poem) == len(WUJUE)
+        assert all(kept == "□" or kept == got for kept, got in zip(WUJUE, poem, strict=True))
+        assert judge.check_poem_pingze_meter(poem)[0] and judge.check_poem_rhyming(poem)[0]
+    assert payload["report"]["metre_rate"] == 1.0 and payload["report"]["repeated_rhymes"] == 0
+
+
+@pytest.mark.parametrize("template, args, message", [
+    ("春夏秋雪山，水花月。\n雨日白雪葉，酒夜上看，", [], "--template: line 4 ends with ，, "
+     "where a poem has 。"),
+    ("春□□□□，□□□□□。", ["--form", "wulv"], "--template has lines of 5,5 characters, "
+     "which --form wulv does not"),
+    ("春□□□□，□□□□□。", ["--acrostic", "秋夏"], "--acrostic puts '秋' at line 1, position 1, "
+     "where --template puts '春'"),
+    ("□□□□□，□□□□流。\n□□□□□，□□□□流。", ["--meter"], "--template fits no pattern of"),
+    ("□□□□□，□□□□□。\n□□□□□，□□□□□。", ["--meter", "--strict-meter", "--template",
+     "□□□□□，□□□□上。\n□□□□□，□□□□□。"], "fits no pattern"),
+    ("春夏", [], "--template '春夏' is not lines closed by ， or 。"),
+])
+def test_a_template_that_cannot_hold_is_one_line_naming_the_place(lm, template, args,
+                                                                    message):
+    assert_clean_error(lm("--template", template, *args), message)
