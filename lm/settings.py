@@ -308,6 +308,12 @@ GIVEN = Cond(lambda v: v is not None, {"not": {"type": "null"}}, {"type": "null"
 LEFT_OUT = Cond(lambda v: v is None, {"type": "null"}, {"not": {"type": "null"}})
 
 
+def more_than(bound: int) -> Cond:
+    """An integer setting above ``bound`` (its default is at most that)."""
+    return Cond(lambda v: v is not None and v > bound, {"minimum": bound + 1},
+                {"maximum": bound})
+
+
 def one_of(values: Iterable[Any]) -> Cond:
     """The setting is one of these values (``null`` for one left out)."""
     allowed = list(values)

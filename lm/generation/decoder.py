@@ -53,6 +53,7 @@ class SampleJob:
     script: str | None = None
     report: bool = False
     tones: bool = False  # print each line's tones (under --meter or a ci tune)
+    best_of: int = 1  # drafts drawn per poem, the best kept
 
 
 @dataclass
@@ -163,7 +164,8 @@ class Decoder:
         weight = self.weight(request.mix, request.weight) if request.mix is not None else None
         return SampleJob(plan, verse, prime, tuple(warnings), request.mix, weight,
                          request.script, request.report,
-                         request.meter or verse.template is not None)
+                         request.meter or verse.template is not None,
+                         request.best_of if request.beam is None else 1)
 
     def _in_vocabulary(self, text: str, name: str, warnings: list[str]) -> str:
         """Char-level input, respelt in the model's script (OpenCC) when that fits it better."""
@@ -185,9 +187,10 @@ class Decoder:
             outputs = [h.tokens for h in beam_search(stepper, plan)]
         else:
             outputs = generate(stepper, plan)
-        joiner = " " if self.level == "word" and job.prime else ""
-        texts = [job.prime + (joiner if ids else "") + decode(self.tokenizer, ids, self.level)
-                 for ids in outputs]
+        texts = [self._text(job, ids) for ids in outputs]
+        drafts = None
+        if job.best_of > 1:
+            outputs, texts, drafts = self._best(job, stepper, outputs, texts)
         warnings = list(job.warnings)
         report = None
         if job.report:
@@ -195,6 +198,8 @@ class Decoder:
 
             report = measure(self, job, stepper, texts,
                              [list(plan.prime) + ids for ids in outputs], warnings)
+            if drafts is not None:
+                report["best_of"] = drafts
         tones = None
         if job.tones:
             from lm.generation.verse.metre import tone_marks
@@ -202,6 +207,26 @@ class Decoder:
             tones = [tone_marks(t, job.verse.simplified) for t in texts]
         return SampleResult([convert(t, job.script) for t in texts], warnings, report, tones,
                             job.weight)
+
+    def _text(self, job: SampleJob, ids: list[int]) -> str:
+        joiner = " " if self.level == "word" and job.prime else ""
+        return job.prime + (joiner if ids else "") + decode(self.tokenizer, ids, self.level)
+
+    def _best(self, job: SampleJob, stepper: Stepper, outputs: list[list[int]],
+              texts: list[str]) -> tuple[list[list[int]], list[str], dict[str, Any]]:
+        """Of each poem's drafts (consecutive in the batch), the one the stepper scores best
+        per character, and the chosen and mean drafts' log-probabilities per character."""
+        from lm.generation.report import rescore
+
+        logprobs = rescore(stepper, [list(job.plan.prime) + ids for ids in outputs])
+        per_char = [lp / (len(t) + 1) for lp, t in zip(logprobs, texts, strict=True)]
+        n = job.best_of
+        chosen = [max(range(i, i + n), key=per_char.__getitem__)
+                  for i in range(0, len(outputs), n)]
+        figures = {"drafts": n,
+                   "chosen_logprob_per_char": sum(per_char[i] for i in chosen) / len(chosen),
+                   "drafts_logprob_per_char": sum(per_char) / len(per_char)}
+        return [outputs[i] for i in chosen], [texts[i] for i in chosen], figures
 
     def sample(self, request: SampleRequest) -> SampleResult:
         """``lm sample`` in one call: plan the request, then run it."""

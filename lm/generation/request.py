@@ -23,6 +23,7 @@ from lm.settings import (
     Between,
     check_settings,
     matching,
+    more_than,
     named,
     one_of,
     setting,
@@ -85,6 +86,9 @@ class SampleRequest:
     beam: int | None = setting(None, "Beam search with this many beams instead of sampling; "
                                "returns the best --num texts (a beam narrower than --num is "
                                "widened to it).", at_least=1)
+    best_of: int = setting(1, "Draw this many drafts of each poem and keep the one the model "
+                           "(the mixture, with --mix) scores best per character.", at_least=1,
+                           at_most=64, later=True)
     length_penalty: float = setting(1.0, "Beam score = log p / length^α; this is α (0 favours "
                                     "short texts).")
     repetition_penalty: float = setting(1.0, "CTRL penalty (>1) on the scores of tokens already "
@@ -126,6 +130,9 @@ class SampleRequest:
             f"{named('form')} ci: tunes rhyme by the Pingshui book: drop "
             f"{named('rhyme_book')} modern")),
         _sampling_only("top_k"), _sampling_only("top_p"), _sampling_only("min_p"),
+        Between("best_of", more_than(1), "beam", LEFT_OUT, lambda r: (
+            f"{named('best_of')} draws drafts to choose from, {named('beam')} searches for the "
+            "likeliest: drop one")),
     )
 
     def check(self) -> None:

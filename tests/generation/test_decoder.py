@@ -152,3 +152,32 @@ def test_a_request_reaches_the_decoding_loop_through_at_most_eight_files(store, 
     assert files == ["generation/command.py", "generation/decoder.py", "generation/request.py",
                      "settings.py", "generation/verse/registry.py", "generation/decoding/plan.py"]
     assert len(files) <= 8
+
+
+def test_best_of_keeps_the_draft_the_model_scores_best_per_character(store):
+    from lm.generation.report import rescore
+    from lm.tokenization import encode_text
+
+    decoder = Decoder.open(Store(store), "p")
+    best = decoder.sample(SampleRequest(num=3, best_of=4, seed=5, form="wujue", report=True))
+    drafts = decoder.sample(SampleRequest(num=12, seed=5, form="wujue"))  # the same draws
+    logprobs = rescore(decoder.stepper(), [encode_text(decoder.tokenizer, t)
+                                           for t in drafts.texts])
+    per_char = [lp / (len(t) + 1) for lp, t in zip(logprobs, drafts.texts, strict=True)]
+    expected = [max(range(i, i + 4), key=per_char.__getitem__) for i in (0, 4, 8)]
+    assert best.texts == [drafts.texts[i] for i in expected]
+    figures = best.report["best_of"]
+    assert figures["drafts"] == 4
+    assert figures["chosen_logprob_per_char"] == pytest.approx(
+        sum(per_char[i] for i in expected) / 3, rel=1e-6)
+    assert figures["drafts_logprob_per_char"] == pytest.approx(sum(per_char) / 12, rel=1e-6)
+    assert best.report["logprob_per_char"] == pytest.approx(figures["chosen_logprob_per_char"],
+                                                            rel=1e-6)
+    assert figures["chosen_logprob_per_char"] > figures["drafts_logprob_per_char"]
+
+
+def test_best_of_and_beam_exclude_each_other(cli, store):
+    result = cli("--artifacts", store, "sample", "p", "--best-of", "4", "--beam", "4")
+    assert result.code == 2
+    assert "--best-of draws drafts to choose from, --beam searches for the likeliest" in \
+        result.err

@@ -69,7 +69,8 @@ def plan_of(request: SampleRequest, prime: Sequence[int] = (), style: Sequence[i
                           f"{request.max_tokens}: raise {named('max_tokens')} or ask for a "
                           "shorter form")
         limit = constraint.max_tokens
-    return Plan(num=request.num, seed=request.seed, max_tokens=limit,
+    drafts = request.num * getattr(request, "best_of", 1) if request.beam is None else request.num
+    return Plan(num=drafts, seed=request.seed, max_tokens=limit,
                 context=(EOS_ID, *style, *prime), prime=tuple(prime), shaping=tuple(shaping),
                 sampling=tuple(sampling), greedy=greedy,
                 beam=None if request.beam is None else max(request.beam, request.num),
