@@ -48,7 +48,7 @@ def sample(
     if list_forms:
         print_forms(decoder)
         return
-    result = decoder.run(decoder.plan(request))
+    result = decoder.sample(request)
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False)
     if result.weight is not None:
@@ -89,6 +89,16 @@ def print_report(report: dict[str, Any]) -> None:
     for key, label in REPORT_ROWS:
         table.add_row(label, _shown(key, report.get(key)))
     print_table(table)
+    if "keywords" in report:
+        cost = report["keywords"]
+        out.print(f"keywords {cost['keywords']}: log-prob / char {cost['logprob_per_char']:.4f} "
+                  f"against {cost['without_keywords']:.4f} without them, a cost of "
+                  f"{cost['cost']:.4f} nats per character", markup=False)
+    if "best_of" in report:
+        best = report["best_of"]
+        out.print(f"best of {best['drafts']}: log-prob / char {best['chosen_logprob_per_char']:.4f}"
+                  f" chosen, {best['drafts_logprob_per_char']:.4f} over all drafts",
+                  markup=False)
     if "metre_rate" not in report:
         return
     reference = report.get("reference") or {}

@@ -11,6 +11,7 @@ resolves it into a frozen :class:`SampleJob`; :meth:`Decoder.run` decodes it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -229,8 +230,17 @@ class Decoder:
         return [outputs[i] for i in chosen], [texts[i] for i in chosen], figures
 
     def sample(self, request: SampleRequest) -> SampleResult:
-        """``lm sample`` in one call: plan the request, then run it."""
-        return self.run(self.plan(request))
+        """``lm sample`` in one call: plan the request, then run it. A report of a request with
+        keywords also gives their cost: the same request without them, for comparison."""
+        result = self.run(self.plan(request))
+        if result.report is not None and request.keywords is not None:
+            free = self.run(self.plan(dataclasses.replace(request, keywords=None)))
+            held = result.report["logprob_per_char"]
+            without = free.report["logprob_per_char"]
+            result.report["keywords"] = {
+                "keywords": request.keywords, "logprob_per_char": held,
+                "without_keywords": without, "cost": without - held}
+        return result
 
 
 def _tokenizer_hash(artifact: Artifact) -> str:

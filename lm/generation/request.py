@@ -66,6 +66,9 @@ class SampleRequest:
                                "ci:浣溪沙 (see --list-forms).")
     acrostic: str | None = setting(None, "藏头诗: each line begins with the next character (word "
                                    "at word level), e.g. 春夏秋冬.")
+    keywords: str | None = setting(None, "Words every poem holds as written, comma-separated, "
+                                   "e.g. 明月,故鄉: each in one line, where the form, metre and "
+                                   "rhymes allow.", later=True)
     template: str | None = setting(None, "A draft to fill: the poem as it should look, □ for "
                                    "each character to write, any other character kept where it "
                                    "stands, e.g. 床前明月光，疑是□□□。□□□□□，□□□□□。",

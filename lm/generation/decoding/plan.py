@@ -44,6 +44,7 @@ class Plan:
     length_penalty: float = 1.0
     banned: tuple[int, ...] = (UNK_ID,)  # never drawn: <unk>, unless the request allows it
     start: State | None = None  # the form's state after the prime
+    starts: tuple[State, ...] = ()  # each row's, when rows differ (their keywords' places)
 
     @property
     def constraint(self) -> FormConstraint | None:
@@ -60,9 +61,12 @@ def plan_of(request: SampleRequest, prime: Sequence[int] = (), style: Sequence[i
     shaping = build(SHAPING, settings, constraint, exempt)
     greedy = request.temperature < GREEDY_BELOW
     sampling = () if greedy or request.beam is not None else build(SAMPLING, settings)
-    limit, start = request.max_tokens, None
+    limit, start, starts = request.max_tokens, None, ()
     if constraint is not None:
         start = constraint.initial(list(prime))
+        if len(constraint.variants) > 1:
+            starts = tuple(constraint.initial(list(prime), variant=v)
+                           for v in range(len(constraint.variants)))
         if constraint.max_tokens > request.max_tokens:
             raise LMError(f"{named('form')} {constraint.form.spec} needs up to "
                           f"{constraint.max_tokens} tokens, more than {named('max_tokens')} "
@@ -75,4 +79,4 @@ def plan_of(request: SampleRequest, prime: Sequence[int] = (), style: Sequence[i
                 sampling=tuple(sampling), greedy=greedy,
                 beam=None if request.beam is None else max(request.beam, request.num),
                 length_penalty=request.length_penalty,
-                banned=() if request.allow_unk else (UNK_ID,), start=start)
+                banned=() if request.allow_unk else (UNK_ID,), start=start, starts=starts)

@@ -76,7 +76,9 @@ def generate(stepper: Stepper, plan: Plan) -> list[list[int]]:
     """
     constraint, num = plan.constraint, plan.num
     chain = [*plan.shaping, *plan.sampling]
-    states = [plan.start] * num if constraint is not None else None
+    states = None
+    if constraint is not None:
+        states = list(plan.starts) if plan.starts else [plan.start] * num
     generator = torch.Generator().manual_seed(plan.seed)
     redraws = torch.Generator().manual_seed((plan.seed + REDRAW_SEED) % 2**64)
     logprobs = stepper.start([list(plan.context)] * num)

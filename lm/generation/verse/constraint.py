@@ -11,6 +11,8 @@ Two things restrict content slots further, both given by the verse rules
 (:mod:`lm.generation.verse.registry`):
 
 * fixed slots — ``(line, position) → token``, e.g. an acrostic's heads: only that token;
+  ``variants`` add fixed slots of their own, one set per row (the places each sample's
+  keywords take), and a row's state says which set is its own;
 * slot rules (:class:`SlotRule`: rhymes, regulated tones, a ci tune's rhymes) — each keeps its
   own state in ``State.rules`` and names, per slot, a key whose mask the content tokens are
   intersected with. At build time every rule is shown the fixed slots, so that it keeps only
@@ -62,6 +64,7 @@ class State(NamedTuple):
     phase: int  # CONTENT (inside a line), BREAK (after a 。: newline or end), DONE
     width: int | None  # length of the first line, which uniform forms repeat
     rules: tuple = ()  # each slot rule's state, in order
+    variant: int = 0  # which set of the constraint's fixed slots is this row's
 
 
 START = State(0, 0, CONTENT, None)  # a poem not begun, under a constraint with no slot rule
@@ -71,7 +74,7 @@ class FormConstraint:
     """Masks for one form, with fixed slots and slot rules."""
 
     def __init__(self, classes: TokenClasses, form: Form, fixed: Fixed | None = None,
-                 rules: Sequence[SlotRule] = ()) -> None:
+                 rules: Sequence[SlotRule] = (), variants: Sequence[Fixed] = ()) -> None:
         classes.check_formable("--form")
         self.classes = classes
         self.form = form
@@ -82,18 +85,24 @@ class FormConstraint:
             raise LMError(f"--form {form.spec} leaves the number of lines open, which a "
                           "vocabulary without a newline cannot mark: give each line's length")
         self._masks: dict[tuple, torch.Tensor] = {}
+        self.variants = [{**self.fixed, **extra} for extra in variants] or [self.fixed]
+        self.starts = tuple(self._start(i) for i in range(len(self.variants)))
+        self.start = self.starts[0]
+
+    def _start(self, variant: int) -> State:
         slots = sorted((line, pos, self._slot_length(line), token, what)
-                       for (line, pos), (token, what) in self.fixed.items())
-        self.start = START._replace(rules=tuple(rule.fix(slots) for rule in self.rules))
+                       for (line, pos), (token, what) in self.variants[variant].items())
+        return START._replace(rules=tuple(rule.fix(slots) for rule in self.rules),
+                              variant=variant)
 
     def _slot_length(self, line: int) -> int | None:
         lengths = self.form.lengths
         return lengths[line] if lengths is not None and line < len(lengths) else None
 
     # -- the automaton -------------------------------------------------------------------
-    def initial(self, prefix: list[int], what: str = "--prime") -> State:
+    def initial(self, prefix: list[int], what: str = "--prime", variant: int = 0) -> State:
         """The state after a prefix (the prime), which must itself fit the form."""
-        state = self.start
+        state = self.starts[variant]
         for position, token in enumerate(prefix):
             if not bool(self.allowed(state)[token]):
                 raise LMError(f"{what} does not fit the form ({self.form.spec}): "
@@ -165,7 +174,7 @@ class FormConstraint:
         lengths = self.form.allowed_lengths(state.line, state.width)
         if not lengths or state.count >= max(lengths):
             return None
-        fixed = self.fixed.get((state.line, state.count))
+        fixed = self.variants[state.variant].get((state.line, state.count))
         if fixed is not None:
             return ("fixed", fixed[0])
         length = self._length(state)

@@ -48,6 +48,7 @@ class Draft:
     template: Any = None
     fixed: dict[tuple[int, int], tuple[int, str]] = field(default_factory=dict)
     rules: list[SlotRule] = field(default_factory=list)
+    variants: list[dict] = field(default_factory=list)  # each row's own fixed slots
     asked: str | None = None  # the first flag that asked for verse
 
     @property
@@ -79,7 +80,7 @@ class Draft:
         if self.asked is None:
             return Verse(None, None, self.book, self.lexicon)
         form = self.settled_form()
-        constraint = FormConstraint(self.classes, form, self.fixed, self.rules)
+        constraint = FormConstraint(self.classes, form, self.fixed, self.rules, self.variants)
         return Verse(form, constraint, self.book, self.lexicon, self.template)
 
 

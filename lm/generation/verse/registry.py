@@ -24,6 +24,7 @@ from lm.generation.verse.forms import (
     LineLengths,
     NamedForms,
 )
+from lm.generation.verse.keywords import Keywords
 from lm.generation.verse.lexicon import Lexicon
 from lm.generation.verse.metre import Metre, PingshuiRhymes
 from lm.generation.verse.rhyme import ModernRhymes
@@ -61,6 +62,7 @@ RULES: tuple[VerseRule, ...] = (
     Metre(),
     PingshuiRhymes(),
     TuneRhymes(),
+    Keywords(),
 )
 
 

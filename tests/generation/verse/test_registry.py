@@ -5,6 +5,7 @@ Every judgement of metre and rhyme is pingshui-rhyme's own checker's, called dir
 
 import json
 import random
+import re
 
 import pytest
 import torch
@@ -227,3 +228,45 @@ def test_a_template_keeps_its_characters_anywhere_and_the_metre_holds(lm):
 def test_a_template_that_cannot_hold_is_one_line_naming_the_place(lm, template, args,
                                                                     message):
     assert_clean_error(lm("--template", template, *args), message)
+
+
+def _lines(poem):
+    return [line for line in re.split(r"[，。\n]", poem) if line]
+
+
+def test_keywords_appear_unbroken_where_the_metre_allows(lm):
+    payload = _payload(lm("--form", "wulv", "--meter", "--keywords", "春風,江月", "--num", "30",
+                          "--temperature", "2", "--json", "--report"))
+    judge, places = checker(), set()
+    for poem in payload["samples"]:
+        lines = _lines(poem)
+        for word in ("春風", "江月"):
+            holding = [i for i, line in enumerate(lines) if word in line]
+            assert holding, (word, poem)
+            places.add((word, holding[0], lines[holding[0]].index(word)))
+        assert judge.check_poem_pingze_meter(poem)[0] and judge.check_poem_rhyming(poem)[0]
+        assert not _repeats(poem)
+    assert len(places) > 6  # each sample draws its own places
+    cost = payload["report"]["keywords"]
+    assert cost["keywords"] == "春風,江月"
+    assert cost["cost"] == pytest.approx(cost["without_keywords"] - cost["logprob_per_char"])
+    beams = _payload(lm("--form", "wujue", "--keywords", "春風", "--beam", "4", "--num", "2",
+                        "--json"))["samples"]
+    assert all("春風" in "".join(_lines(poem)) for poem in beams)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--form", "wujue", "--keywords", "春秋山花風雲"], "--keywords: '春秋山花風雲' fits nowhere "
+     "that --form wujue and its rules allow"),
+    (["--form", "wujue", "--acrostic", "春春春春", "--keywords", "秋山花風雲"],
+     "--keywords: '秋山花風雲' fits nowhere"),
+    (["--form", "5,5", "--acrostic", "春秋", "--keywords", "春山花風雲,春天人江年"],
+     "--keywords: '春天人江年' fits nowhere beside '春山花風雲' that --form 5,5"),
+    (["--form", "wujue", "--keywords", "春,魑"], "--keywords '魑': '魑' is not in the model's "
+     "vocabulary"),
+    (["--form", "wujue", "--keywords", " , "], "--keywords is empty"),
+    (["--form", "wujue", "--keywords", "春,秋,山,花,風"], "--keywords gives 5 keywords: a "
+     "poem holds 4 at most"),
+])
+def test_keywords_that_cannot_be_written_are_one_line(lm, args, message):
+    assert_clean_error(lm(*args), message)
