@@ -71,3 +71,28 @@ def test_the_page_writes_an_acrostic_and_ranks_lines(page, tmp_path):
     assert page.locator("#ranking .ch.worst").count() >= 2  # the worst token of each line
     page.screenshot(path=str(tmp_path / "fluency.png"), full_page=True)
     assert (tmp_path / "poem.png").stat().st_size > 0 and (tmp_path / "fluency.png").exists()
+
+
+def test_locked_characters_stay_where_they_are_when_a_poem_is_regenerated(page):
+    page.select_option("#form", "wujue")
+    page.fill("#keywords", "春风")
+    page.fill("#best-of", "2")
+    page.fill("#seed", "5")
+    page.fill("#num", "1")
+    page.click("#generate")
+    page.wait_for_selector(".poem .line")
+    first = page.locator(".poem").get_attribute("data-text")
+    assert "春风" in first.replace("，", "").replace("。", "").replace("\n", "")
+    chars = page.locator(".poem .line .ch")
+    picks = [1, 8, 14]  # a character of line 1, 2 and 3 (marks are not lockable)
+    for index in picks:
+        chars.nth(index).click()
+    assert page.locator(".poem .ch.locked").count() == 3
+    locked = {int(s.get_attribute("data-index")): s.inner_text()
+              for s in page.locator(".poem .ch.locked").all()}
+    page.click(".poem button.regenerate")
+    page.wait_for_function(
+        f"document.querySelector('.poem').dataset.text !== {first!r}", timeout=30_000)
+    again = page.locator(".poem").get_attribute("data-text")
+    assert len(again) == len(first)
+    assert all(again[i] == ch for i, ch in locked.items()), (first, again, locked)
