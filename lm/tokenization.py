@@ -2,7 +2,8 @@
 
 Ids 0 and 1 are always ``<unk>`` and ``<eos>``. The post-processor appends ``<eos>`` to every
 encoded document, so the saved ``tokenizer.json`` gives any Hugging Face tool exactly the
-token stream the models were trained on.
+token stream the models were trained on. A dataset whose documents have titles writes each
+as ``title<sep>body``: ``<sep>`` is a special token of its tokenizer, id 2.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from lm.errors import LMError
 
 UNK, EOS = "<unk>", "<eos>"
 UNK_ID, EOS_ID = 0, 1
+# Between a document's title and its body, in datasets whose documents have titles: id 2.
+SEP, SEP_ID = "<sep>", 2
 LEVELS = ("char", "word", "bpe")
 _UNCAPPED = 2**31 - 1
 
@@ -38,8 +41,12 @@ def train_tokenizer(
     vocab_size: int | None = None,
     min_freq: int = 1,
     length: int | None = None,
+    titled: bool = False,
 ) -> Tokenizer:
-    """Learn a vocabulary from training text; rarer types than the cap or ``min_freq`` → <unk>."""
+    """Learn a vocabulary from training text; rarer types than the cap or ``min_freq`` → <unk>.
+
+    ``titled``: the texts are ``title<sep>body``, and ``<sep>`` is a special token (id 2)."""
+    specials = [UNK, EOS, SEP] if titled else [UNK, EOS]
     if level not in LEVELS:
         raise LMError(f"--level must be one of {', '.join(LEVELS)}, not {level!r}")
     if vocab_size is not None and vocab_size < 3:
@@ -55,7 +62,7 @@ def train_tokenizer(
         tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
         tokenizer.decoder = decoders.Metaspace()
         trainer = trainers.BpeTrainer(
-            vocab_size=cap, min_frequency=min_freq, special_tokens=[UNK, EOS]
+            vocab_size=cap, min_frequency=min_freq, special_tokens=specials
         )
     else:
         tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
@@ -65,33 +72,63 @@ def train_tokenizer(
         else:
             tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         trainer = trainers.WordLevelTrainer(
-            vocab_size=cap, min_frequency=min_freq, special_tokens=[UNK, EOS]
+            vocab_size=cap, min_frequency=min_freq, special_tokens=specials
         )
+    if titled:  # the trainer learns titles and bodies apart: <sep> is never split
+        texts = _without_sep(texts)
     tokenizer.train_from_iterator(texts, trainer=trainer, length=length)
     if level != "bpe":
-        tokenizer = _renumbered_word_level(tokenizer)
+        tokenizer = _renumbered_word_level(tokenizer, specials)
+    elif titled:
+        tokenizer.add_special_tokens([AddedToken(SEP, special=True)])
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"$A {EOS}", special_tokens=[(EOS, EOS_ID)]
     )
     assert tokenizer.token_to_id(UNK) == UNK_ID and tokenizer.token_to_id(EOS) == EOS_ID
+    assert not titled or tokenizer.token_to_id(SEP) == SEP_ID
     return tokenizer
 
 
-def _renumbered_word_level(tokenizer: Tokenizer) -> Tokenizer:
-    """Give <unk>/<eos> ids 0/1 and close gaps.
+def _without_sep(texts: Iterable[str] | Iterator[list[str]]) -> Iterator[list[str]]:
+    """Training items with each ``title<sep>body`` cut into its title and its body."""
+    for item in texts:
+        yield [part for text in ([item] if isinstance(item, str) else item)
+               for part in text.split(SEP)]
+
+
+def _renumbered_word_level(tokenizer: Tokenizer, specials: list[str]) -> Tokenizer:
+    """Give the special tokens the first ids (<unk> 0, <eos> 1, <sep> 2) and close gaps.
 
     ``WordLevelTrainer`` counts a literal ``<unk>`` in the text (PTB has thousands) as a word and
     gives it a second id that overwrites the special one; the text's ``<unk>`` *is* the unknown
     word, so both must share id 0.
     """
     by_id = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    ordered = [UNK, EOS] + [token for token, _ in by_id if token not in (UNK, EOS)]
+    ordered = specials + [token for token, _ in by_id if token not in specials]
     fresh = Tokenizer(models.WordLevel({t: i for i, t in enumerate(ordered)}, unk_token=UNK))
     fresh.pre_tokenizer = tokenizer.pre_tokenizer
     if tokenizer.decoder is not None:
         fresh.decoder = tokenizer.decoder
-    fresh.add_special_tokens([AddedToken(UNK, special=True), AddedToken(EOS, special=True)])
+    fresh.add_special_tokens([AddedToken(token, special=True) for token in specials])
     return fresh
+
+
+def title_positions(ids: np.ndarray, sep: int) -> np.ndarray:
+    """True at each token of a title, its ``<sep>`` included, in a stream of
+    ``title<sep>body<eos>`` documents; a document without ``<sep>`` has no title."""
+    ids = np.asarray(ids)
+    is_sep = (ids == sep).astype(np.int64)
+    starts = np.concatenate([[0], np.flatnonzero(ids[:-1] == EOS_ID) + 1]) if ids.size else \
+        np.zeros(0, dtype=np.int64)
+    document = np.cumsum(np.isin(np.arange(ids.size), starts)) - 1
+    before = np.cumsum(is_sep) - is_sep  # <sep>s strictly before each token
+    has_sep = np.add.reduceat(is_sep, starts) > 0 if ids.size else np.zeros(0, dtype=bool)
+    return (before - before[starts][document] == 0) & has_sep[document]
+
+
+def title_id(tokenizer: Tokenizer) -> int | None:
+    """``<sep>``'s id in a tokenizer of titled documents, else None."""
+    return tokenizer.token_to_id(SEP)
 
 
 def load_tokenizer(path: Path) -> Tokenizer:

@@ -127,6 +127,13 @@ def iter_tunes(corpus: str) -> Iterator[tuple[str, str]]:
             yield tune, document
 
 
+def title_of(record: dict) -> str:
+    """A poem's title (a ci's tune stands for it when the record has none), cleaned like its
+    lines and kept to one line."""
+    raw = record.get("title") or record.get("rhythmic") or ""
+    return " ".join(normalise(str(raw)).split())
+
+
 def _documents(corpus: str, regular_only: bool) -> Iterator[tuple[dict, str]]:
     """(source record, cleaned document) for each poem kept (see the module's docstring)."""
     if corpus not in CORPORA:
@@ -157,6 +164,7 @@ class Corpus:
     """``chinese-poetry:NAME[/regular]``: one document per poem (see the module's docstring)."""
 
     label = "chinese-poetry:NAME (or NAME/regular)"
+    titled = True  # every poem has a title (a ci its tune)
 
     def matches(self, text: str) -> bool:
         return text.startswith(PREFIX)
@@ -175,8 +183,9 @@ class Corpus:
         import datasets
 
         name, regular = _parse(text)
-        poems = list(iter_poems(name, regular_only=regular))
-        return datasets.DatasetDict({"all": datasets.Dataset.from_dict({"text": poems})})
+        pairs = [(title_of(record), poem) for record, poem in _documents(name, regular)]
+        columns = {"text": [poem for _, poem in pairs], "title": [t for t, _ in pairs]}
+        return datasets.DatasetDict({"all": datasets.Dataset.from_dict(columns)})
 
 
 def parse_source(text: str) -> tuple[str, bool] | None:

@@ -116,7 +116,8 @@ class TableFile(LocalSource):
         except Exception as exc:  # datasets raises many types for malformed files
             raise LMError(f"cannot read {path} as {builder}: {str(exc).splitlines()[0][:200]}; "
                           "check the file's format") from None
-        return datasets.DatasetDict({"all": text_column(loaded, options.text_field, str(path))})
+        return datasets.DatasetDict({"all": text_column(loaded, options.text_field, str(path),
+                                                        options.title_field)})
 
 
 class SplitFolder(LocalSource):
@@ -192,14 +193,20 @@ def text_files(paths: list[Path], doc_sep: str, strip: bool = False) -> datasets
     return loaded
 
 
-def text_column(data: datasets.Dataset, text_field: str, where: str) -> datasets.Dataset:
-    """The one column ``text``, from ``text_field``, without missing values."""
-    if text_field not in data.column_names:
-        raise LMError(
-            f"{where} has no field {text_field!r} (fields: {', '.join(data.column_names)}): "
-            "pass --text-field NAME"
-        )
-    data = data.select_columns([text_field])
-    if text_field != "text":
-        data = data.rename_column(text_field, "text")
-    return data.filter(lambda b: [t is not None for t in b["text"]], batched=True)
+def text_column(data: datasets.Dataset, text_field: str, where: str,
+                title_field: str | None = None) -> datasets.Dataset:
+    """The column ``text`` from ``text_field`` (and ``title`` from ``title_field``), without
+    documents whose text is missing; a missing title is an empty one."""
+    for field, flag in ((text_field, "--text-field"), (title_field, "--title-field")):
+        if field is not None and field not in data.column_names:
+            raise LMError(
+                f"{where} has no field {field!r} (fields: {', '.join(data.column_names)}): "
+                f"pass {flag} NAME"
+            )
+    data = data.select_columns([f for f in (text_field, title_field) if f is not None])
+    data = data.filter(lambda b: [t is not None for t in b[text_field]], batched=True)
+    if title_field is None:
+        return data.rename_column(text_field, "text") if text_field != "text" else data
+    return data.map(lambda b: {"text": b[text_field],
+                               "title": [str(t) if t is not None else "" for t in b[title_field]]},
+                    batched=True, remove_columns=data.column_names)

@@ -29,10 +29,18 @@ import numpy as np
 
 from lm.artifacts import Artifact, Store, fingerprint
 from lm.data.local import DOC_SEPS, SPLITS
-from lm.data.sources import load_source, source_identity
+from lm.data.sources import has_titles, load_source, source_identity
 from lm.errors import LMError
 from lm.settings import check_settings, comma_floats, setting
-from lm.tokenization import LEVELS, UNK_ID, cut_pieces, encode_flat, train_tokenizer
+from lm.tokenization import (
+    EOS_ID,
+    LEVELS,
+    SEP,
+    UNK_ID,
+    cut_pieces,
+    encode_flat,
+    train_tokenizer,
+)
 
 if TYPE_CHECKING:
     import datasets
@@ -73,6 +81,12 @@ class PrepareConfig:
                            "separated) or file.",
                            valid=DOC_SEPS.__contains__, rule="line, blank or file")
     text_field: str = setting("text", "Field holding the text in tabular sources.")
+    title_field: str | None = setting(None, "Field holding each document's title in tabular "
+                                      "sources (chinese-poetry corpora have their own): a "
+                                      "document becomes title, <sep>, body, <eos>.", later=True)
+    titles: bool = setting(True, "Keep the titles a source has; --no-titles drops them (the "
+                           "dataset is then the one made before titles were read).",
+                           later=True)
     split_ratios: tuple[float, float, float] = setting(
         (0.9, 0.05, 0.05), "train,valid,test shares when the source gives no splits.",
         parse=_ratios)
@@ -130,19 +144,40 @@ def prepare(store: Store, config: PrepareConfig, name: str) -> tuple[Artifact, b
     params = _fingerprint_params(config)
     params["split_ratios"] = list(config.split_ratios)
     params["source_hash"] = source_identity(config.source)
+    if config.titles and (config.title_field is not None or has_titles(config.source)):
+        params["titled"] = True
     cached = store.find_cached("dataset", name, fingerprint("dataset", [], params))
     if cached is not None:
         return cached, True
 
     with tempfile.TemporaryDirectory(prefix="lm-prepare-") as scratch, keeps_environ():
-        splits = make_splits(load_source(config.source, config.doc_sep, config.text_field,
-                                         config.num_proc), config, Path(scratch))
+        loaded = with_titles(load_source(config.source, config.doc_sep, config.text_field,
+                                         config.num_proc, config.title_field), config.titles)
+        splits = make_splits(loaded, config, Path(scratch))
         if config.simplify:
             splits = datasets.DatasetDict(
                 {s: d.map(_to_simplified, batched=True, num_proc=config.num_proc)
                  for s, d in splits.items()}
             )
         return _tokenize_and_write(store, config, name, params, splits, Path(scratch)), False
+
+
+def with_titles(loaded: datasets.DatasetDict, keep: bool) -> datasets.DatasetDict:
+    """Each document as ``title<sep>body`` when the source has titles and they are kept;
+    otherwise the ``title`` column dropped and the documents as they were."""
+    import datasets
+
+    if not any("title" in d.column_names for d in loaded.values()):
+        return loaded
+    if not keep:
+        return datasets.DatasetDict({s: d.remove_columns("title") for s, d in loaded.items()})
+    return datasets.DatasetDict({s: d.map(_join_title, batched=True, remove_columns=["title"])
+                                 for s, d in loaded.items()})
+
+
+def _join_title(batch: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {"text": [f"{title.replace(SEP, '')}{SEP}{body.replace(SEP, '')}"
+                     for title, body in zip(batch["title"], batch["text"], strict=True)]}
 
 
 def _tokenize_and_write(store: Store, config: PrepareConfig, name: str, params: dict[str, Any],
@@ -152,7 +187,8 @@ def _tokenize_and_write(store: Store, config: PrepareConfig, name: str, params: 
     if not _has_text(train):
         raise LMError("the train split holds no text: check the source and --text-field")
     tokenizer = train_tokenizer(_training_items(train, config.cut_chars), config.level,
-                                config.vocab_size, config.min_freq)
+                                config.vocab_size, config.min_freq,
+                                titled=params.get("titled", False))
     vocab_size = tokenizer.get_vocab_size()
     dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max else np.uint32
     with store.create("dataset", name, [], params) as pending:
@@ -168,12 +204,14 @@ def _tokenize_and_write(store: Store, config: PrepareConfig, name: str, params: 
 
 
 def _fingerprint_params(config: PrepareConfig) -> dict[str, Any]:
-    """Every setting but ``--num-proc`` (it changes no token), and a ``later`` one only when
-    changed, so datasets made before it existed keep their fingerprints."""
+    """Every setting but ``--num-proc`` (it changes no token) and ``--titles`` (a dataset with
+    titles says ``titled``; one without is the dataset made before titles were read), and a
+    ``later`` one only when changed, so datasets made before it existed keep their
+    fingerprints."""
     params = {}
     for f in fields(config):
         value = getattr(config, f.name)
-        if f.name == "num_proc" or (f.metadata.get("later") and value == f.default):
+        if f.name in ("num_proc", "titles") or (f.metadata.get("later") and value == f.default):
             continue
         params[f.name] = value
     return params
@@ -364,7 +402,9 @@ def _encode_batch(batch: pa.Table, tokenizer: Tokenizer, cut_chars: int) -> pa.T
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     ids = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat))
-    return pa.table({"ids": ids, "chars": pa.array([len(t) for t in texts], pa.int64())})
+    counts = [_counts([t]) for t in texts]
+    return pa.table({"ids": ids, "chars": pa.array([c[0] for c in counts], pa.int64()),
+                     "title_chars": pa.array([c[1] for c in counts], pa.int64())})
 
 
 def write_split(data: datasets.Dataset, tokenizer: Tokenizer, dtype: type, path: Path,
@@ -372,28 +412,51 @@ def write_split(data: datasets.Dataset, tokenizer: Tokenizer, dtype: type, path:
     """Encode a split into ``path`` (.npy) and give its metrics.
 
     The ids are appended to a raw file a batch at a time; the .npy is its header and then
-    those bytes, once the number of tokens is known.
+    those bytes, once the number of tokens is known. A split of titled documents also counts
+    its titles' tokens and characters (each with its ``<sep>``) apart from the bodies'.
     """
     raw = scratch / f"{path.stem}.ids"
-    tokens = chars = unk = 0
+    tokens = chars = unk = title_tokens = title_chars = 0
+    sep = tokenizer.token_to_id(SEP)
     with open(raw, "wb") as out:
-        for flat, characters in _encoded_batches(data, tokenizer, cut_chars, num_proc, scratch):
+        for flat, characters, titles in _encoded_batches(data, tokenizer, cut_chars, num_proc,
+                                                         scratch):
             out.write(flat.astype(dtype, copy=False).tobytes())
             tokens += flat.size
             chars += characters
+            title_chars += titles
             unk += int(np.count_nonzero(flat == UNK_ID))
+            if sep is not None:
+                title_tokens += _title_tokens(flat, sep)
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
               "shape": (tokens,)}
     with open(path, "wb") as out, open(raw, "rb") as source:
         np.lib.format.write_array_header_1_0(out, header)  # as np.save writes it
         shutil.copyfileobj(source, out, 1 << 24)
     raw.unlink()
-    return _metrics(len(data), tokens, chars + len(data), unk)
+    metrics = _metrics(len(data), tokens, chars + len(data), unk)
+    if sep is not None:
+        metrics.update(title_tokens=title_tokens, title_characters=title_chars + len(data))
+    return metrics
+
+
+def _title_tokens(flat: np.ndarray, sep: int) -> int:
+    """Tokens of the titles of whole documents, each ``<sep>`` included."""
+    starts = np.concatenate([[0], np.flatnonzero(flat == EOS_ID)[:-1] + 1])
+    return int((np.flatnonzero(flat == sep) - starts + 1).sum())
+
+
+def _counts(texts: list[str]) -> tuple[int, int]:
+    """(body characters, title characters) of documents written ``title<sep>body`` or not."""
+    titles = sum(t.index(SEP) for t in texts if SEP in t)
+    cut = sum(len(SEP) for t in texts if SEP in t)
+    return sum(map(len, texts)) - titles - cut, titles
 
 
 def _encoded_batches(data: datasets.Dataset, tokenizer: Tokenizer, cut_chars: int,
-                     num_proc: int | None, scratch: Path) -> Iterator[tuple[np.ndarray, int]]:
-    """(flat ids, characters) of each batch of documents, in order.
+                     num_proc: int | None, scratch: Path
+                     ) -> Iterator[tuple[np.ndarray, int, int]]:
+    """(flat ids, body characters, title characters) of each batch of documents, in order.
 
     With ``--num-proc`` (and enough documents) ``Dataset.map`` encodes the shards in parallel
     into Arrow files, read back in order; otherwise batches are encoded here as they are read.
@@ -410,12 +473,13 @@ def _encoded_batches(data: datasets.Dataset, tokenizer: Tokenizer, cut_chars: in
         )
         for batch in _record_batches(encoded):
             flat = pc.list_flatten(batch.column("ids")).to_numpy(zero_copy_only=False)
-            yield flat, int(pc.sum(batch.column("chars")).as_py() or 0)
+            yield (flat, int(pc.sum(batch.column("chars")).as_py() or 0),
+                   int(pc.sum(batch.column("title_chars")).as_py() or 0))
         return
     for texts in _arrow_batches(data):
         strings = texts.to_pylist()
         flat, _ = encode_flat(tokenizer, strings, cut_chars)
-        yield flat, sum(map(len, strings))
+        yield (flat, *_counts(strings))
 
 
 def _metrics(documents: int, tokens: int, chars: int, unk: int) -> dict[str, Any]:

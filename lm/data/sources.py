@@ -6,8 +6,9 @@ built-in corpus in :mod:`lm.data.chinese_poetry`. A source knows how to
 
 * ``matches(text)``: recognise its SOURCE text (the first source in :data:`SOURCES` that
   matches is used);
-* ``load(text, options)``: give a ``DatasetDict`` with one ``text`` column, either the splits
-  the source gives or a single ``all`` split that ``lm.data.prepare`` divides by document;
+* ``load(text, options)``: give a ``DatasetDict`` with a ``text`` column (and ``title``, for
+  a source with titles), either the splits the source gives or a single ``all`` split that
+  ``lm.data.prepare`` divides by document;
 * ``identity(text)``: a string that changes whenever the documents it loads would (a content
   hash, a version): it enters the dataset's fingerprint, so a cached dataset is reused only
   when it would be made again the same;
@@ -34,6 +35,7 @@ class Options(NamedTuple):
     doc_sep: str
     text_field: str
     num_proc: int | None
+    title_field: str | None = None  # a tabular source's titles (chinese-poetry has its own)
 
 
 class Source(Protocol):
@@ -67,13 +69,21 @@ def find_source(text: str) -> Source:
 
 
 def load_source(
-    source: str, doc_sep: str = "line", text_field: str = "text", num_proc: int | None = None
+    source: str, doc_sep: str = "line", text_field: str = "text", num_proc: int | None = None,
+    title_field: str | None = None,
 ) -> datasets.DatasetDict:
-    """Load a source into splits of documents (column ``text``)."""
+    """Load a source into splits of documents (column ``text``, and ``title`` when the source
+    has titles: chinese-poetry, or a tabular source given ``title_field``)."""
     import datasets
 
     datasets.disable_progress_bars()
-    return find_source(source).load(source, Options(doc_sep, text_field, num_proc))
+    return find_source(source).load(source, Options(doc_sep, text_field, num_proc,
+                                                    title_field))
+
+
+def has_titles(source: str) -> bool:
+    """Whether a source gives its documents' titles by itself (chinese-poetry does)."""
+    return bool(getattr(find_source(source), "titled", False))
 
 
 def source_identity(source: str) -> str:

@@ -28,17 +28,25 @@ def perplexity(
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return
-    table = Table("measure", "value", title=f"{result['model']} on {result['on']}")
+    title = result.get("title")
+    table = Table("measure", "bodies" if title else "value", *(["titles"] if title else []),
+                  title=f"{result['model']} on {result['on']}")
     for key in ("tokens", "oov", "nats_per_token", "bits_per_token", "perplexity",
                 "bits_per_char", "weight"):
         value = result.get(key)
         if value is not None:
-            table.add_row(key.replace("_", " "),
-                          f"{value:,}" if isinstance(value, int) else f"{value:.4f}")
+            table.add_row(key.replace("_", " "), _shown(value),
+                          *([_shown(title.get(key))] if title else []))
     print_table(table)
     if request.per_token:
         for token, bits in result["per_token"]:
             out.print(f"{token!r}\t{bits:.3f}")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
 
 
 def _print_ranking(result: dict[str, Any], as_json: bool, per_token: bool) -> None:

@@ -21,7 +21,13 @@ from lm.data.prepare import load_split, split_characters
 from lm.errors import LMError
 from lm.evaluation.perplexity import LN2, Evaluation
 from lm.settings import check_settings, setting, unit_or_auto
-from lm.tokenization import encode_documents, load_tokenizer, vocabulary
+from lm.tokenization import (
+    encode_documents,
+    load_tokenizer,
+    title_id,
+    title_positions,
+    vocabulary,
+)
 
 MODEL_KINDS = ("model", "ngram")
 CONTEXTS = ("stream", "document")
@@ -184,13 +190,33 @@ def score(store: Store, ref: str, request: ScoreRequest | None = None) -> dict[s
         logprobs = mix_logprobs(rnn_lp, ngram_lp, lam)
         result["mixture"] = other.ref
         result["weight"] = lam
-    evaluation = Evaluation.from_logprobs(ids, logprobs, characters)
-    result.update(evaluation.summary())
+    result.update(headline(ids, logprobs, characters, tokenizer, dataset, request.split))
     if request.per_token:
         vocab = vocabulary(tokenizer)
         result["per_token"] = [(vocab[int(t)], float(-lp / LN2))
                                for t, lp in zip(ids, logprobs, strict=True)]
     return result
+
+
+def headline(ids: np.ndarray, logprobs: np.ndarray, characters: int | None, tokenizer,
+             dataset: Artifact | None, split: str) -> dict[str, Any]:
+    """The figures of the scored tokens. For titled documents the headline counts the bodies
+    (each read after its title, its <eos> included), comparable with untitled datasets;
+    ``title`` gives the titles' own figures (each <sep> included)."""
+    sep = title_id(tokenizer)
+    titles = title_positions(ids, sep) if sep is not None else None
+    if titles is None or not titles.any():
+        return Evaluation.from_logprobs(ids, logprobs, characters).summary()
+    figures = Evaluation.from_logprobs(ids[~titles], logprobs[~titles], characters).summary()
+    title_chars = None
+    if dataset is not None:
+        splits = dataset.metrics.get("splits", {})
+        names = split.split(",")
+        if all("title_characters" in splits.get(n, {}) for n in names):
+            title_chars = sum(splits[n]["title_characters"] for n in names)
+    figures["title"] = Evaluation.from_logprobs(ids[titles], logprobs[titles],
+                                                title_chars).summary()
+    return figures
 
 
 def _scored_tokens(store: Store, artifact: Artifact, tokenizer, request: ScoreRequest

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lm.cli_common import err, out, print_table, store
@@ -56,6 +57,8 @@ def sample(
                   f"{request.mix}", markup=False)
     if as_json:
         payload: dict[str, Any] = {"samples": result.texts}
+        if result.titles is not None:
+            payload["titles"] = result.titles
         if result.weight is not None:
             payload["weight"] = result.weight
         if result.report is not None:
@@ -63,7 +66,8 @@ def sample(
         print(json.dumps(payload, ensure_ascii=False))
         return
     for index, sample_text in enumerate(result.texts[:show], 1):
-        out.print(f"[bold]── {index} ──[/bold]")
+        title = f" {result.titles[index - 1]} ──" if result.titles is not None else ""
+        out.print(f"[bold]── {index} ──[/bold]{escape(title)}")
         if result.tones is None:
             out.print(sample_text, markup=False)
             continue

@@ -19,15 +19,17 @@ from typing import Any
 from lm.artifacts import Artifact, Store
 from lm.errors import LMError
 from lm.generation.decoding.plan import Plan, plan_of
+from lm.generation.decoding.processors import TitleFirst
 from lm.generation.decoding.steppers import MixtureStepper, NgramStepper, RNNStepper, Stepper
 from lm.generation.request import SampleRequest
+from lm.generation.verse.constraint import MAX_TITLE
 from lm.generation.verse.draft import Verse
 from lm.generation.verse.lexicon import Corpus, Lexicon
 from lm.generation.verse.registry import compose
 from lm.generation.verse.script import convert, fit_to_vocabulary
 from lm.generation.verse.vocab import TokenClasses
 from lm.settings import named
-from lm.tokenization import UNK_ID, decode, encode_text, load_tokenizer
+from lm.tokenization import EOS_ID, UNK_ID, decode, encode_text, load_tokenizer
 
 MODEL_KINDS = ("model", "ngram")
 
@@ -39,6 +41,7 @@ class SampleResult:
     report: dict[str, Any] | None = None
     tones: list[str] | None = None  # each text's tone marks (平/仄), under --meter or a ci
     weight: float | None = None  # the model's weight λ when sampling from a --mix mixture
+    titles: list[str] | None = None  # each poem's title, for a model of titled documents
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class SampleJob:
     report: bool = False
     tones: bool = False  # print each line's tones (under --meter or a ci tune)
     best_of: int = 1  # drafts drawn per poem, the best kept
+    head: tuple[int, ...] = ()  # what each poem follows: its title and <sep>, when given
+    writes_title: bool = False  # the model writes each poem's title first
 
 
 @dataclass
@@ -159,14 +164,33 @@ class Decoder:
         style = self._in_vocabulary(request.style, "style", warnings)
         prime_ids = read_text(self.tokenizer, prime, named("prime"), warnings)
         style_ids = read_text(self.tokenizer, style, named("style"), warnings)
-        verse = compose(request, self.lexicon, warnings)
+        head = self._head(request, warnings)
+        writes = head is None
+        verse = compose(request, self.lexicon, warnings, title_first=writes)
+        first = TitleFirst(self.classes.sep, EOS_ID, MAX_TITLE) \
+            if writes and verse.constraint is None else None
         plan = plan_of(request, prime_ids, style_ids, verse.constraint,
-                       self.classes.structural())
+                       self.classes.structural(), head or (), first)
         weight = self.weight(request.mix, request.weight) if request.mix is not None else None
         return SampleJob(plan, verse, prime, tuple(warnings), request.mix, weight,
                          request.script, request.report,
                          request.meter or verse.template is not None,
-                         request.best_of if request.beam is None else 1)
+                         request.best_of if request.beam is None else 1, head or (), writes)
+
+    def _head(self, request: SampleRequest, warnings: list[str]) -> tuple[int, ...] | None:
+        """What a poem of a titled model follows: ``--title`` and ``<sep>``; an empty title
+        before a prime or style text; None when the model writes the title itself."""
+        sep = self.classes.sep
+        if sep is None:
+            if request.title is not None:
+                raise LMError(f"{named('title')} needs a model of titled documents, which "
+                              f"{self.artifact.ref} is not: prepare its corpus with titles "
+                              "(chinese-poetry keeps them; --title-field elsewhere)")
+            return ()
+        if request.title is not None:
+            title = self._in_vocabulary(request.title, "title", warnings)
+            return (*read_text(self.tokenizer, title, named("title"), warnings), sep)
+        return (sep,) if request.prime or request.style else None
 
     def _in_vocabulary(self, text: str, name: str, warnings: list[str]) -> str:
         """Char-level input, respelt in the model's script (OpenCC) when that fits it better."""
@@ -188,17 +212,18 @@ class Decoder:
             outputs = [h.tokens for h in beam_search(stepper, plan)]
         else:
             outputs = generate(stepper, plan)
+        heads, outputs = self._titles(job, outputs)
         texts = [self._text(job, ids) for ids in outputs]
         drafts = None
         if job.best_of > 1:
-            outputs, texts, drafts = self._best(job, stepper, outputs, texts)
+            outputs, texts, heads, drafts = self._best(job, stepper, outputs, texts, heads)
         warnings = list(job.warnings)
         report = None
         if job.report:
             from lm.generation.report import measure
 
             report = measure(self, job, stepper, texts,
-                             [list(plan.prime) + ids for ids in outputs], warnings)
+                             [list(plan.prime) + ids for ids in outputs], warnings, heads)
             if drafts is not None:
                 report["best_of"] = drafts
         tones = None
@@ -206,20 +231,36 @@ class Decoder:
             from lm.generation.verse.metre import tone_marks
 
             tones = [tone_marks(t, job.verse.simplified) for t in texts]
+        titles = None if self.classes.sep is None else [
+            convert(decode(self.tokenizer, head[:-1], self.level), job.script) for head in heads]
         return SampleResult([convert(t, job.script) for t in texts], warnings, report, tones,
-                            job.weight)
+                            job.weight, titles)
+
+    def _titles(self, job: SampleJob, outputs: list[list[int]]
+                ) -> tuple[list[list[int]], list[list[int]]]:
+        """(what each poem follows, the poem): the given head, or the title a sample wrote
+        itself (up to its ``<sep>``) cut off its text."""
+        if not job.writes_title:
+            return [list(job.head) for _ in outputs], outputs
+        sep, heads, bodies = self.classes.sep, [], []
+        for ids in outputs:
+            cut = ids.index(sep) + 1 if sep in ids else len(ids)
+            heads.append([*ids[:cut - 1], sep])
+            bodies.append(ids[cut:])
+        return heads, bodies
 
     def _text(self, job: SampleJob, ids: list[int]) -> str:
         joiner = " " if self.level == "word" and job.prime else ""
         return job.prime + (joiner if ids else "") + decode(self.tokenizer, ids, self.level)
 
     def _best(self, job: SampleJob, stepper: Stepper, outputs: list[list[int]],
-              texts: list[str]) -> tuple[list[list[int]], list[str], dict[str, Any]]:
+              texts: list[str], heads: list[list[int]]
+              ) -> tuple[list[list[int]], list[str], list[list[int]], dict[str, Any]]:
         """Of each poem's drafts (consecutive in the batch), the one the stepper scores best
         per character, and the chosen and mean drafts' log-probabilities per character."""
         from lm.generation.report import rescore
 
-        logprobs = rescore(stepper, [list(job.plan.prime) + ids for ids in outputs])
+        logprobs = rescore(stepper, [list(job.plan.prime) + ids for ids in outputs], heads)
         per_char = [lp / (len(t) + 1) for lp, t in zip(logprobs, texts, strict=True)]
         n = job.best_of
         chosen = [max(range(i, i + n), key=per_char.__getitem__)
@@ -227,7 +268,8 @@ class Decoder:
         figures = {"drafts": n,
                    "chosen_logprob_per_char": sum(per_char[i] for i in chosen) / len(chosen),
                    "drafts_logprob_per_char": sum(per_char) / len(per_char)}
-        return [outputs[i] for i in chosen], [texts[i] for i in chosen], figures
+        return ([outputs[i] for i in chosen], [texts[i] for i in chosen],
+                [heads[i] for i in chosen], figures)
 
     def sample(self, request: SampleRequest) -> SampleResult:
         """``lm sample`` in one call: plan the request, then run it. A report of a request with

@@ -98,15 +98,34 @@ def _share(flags: Iterable[bool]) -> float | None:
 
 # -- the model's view ----------------------------------------------------------------------
 @torch.no_grad()
-def rescore(stepper: Stepper, sequences: list[list[int]]) -> list[float]:
-    """Natural-log probability of each ``<eos>``-started document, its closing <eos> included."""
+def rescore(stepper: Stepper, sequences: list[list[int]],
+            contexts: list[list[int]] | None = None) -> list[float]:
+    """Natural-log probability of each ``<eos>``-started document, its closing <eos> included.
+
+    ``contexts``: tokens read after the ``<eos>`` and before each sequence, not scored (a
+    poem's title and its ``<sep>``); rows with contexts of one length run as one batch.
+    """
     if not sequences:
         return []
+    contexts = contexts or [[] for _ in sequences]
+    totals = [0.0] * len(sequences)
+    groups: dict[int, list[int]] = {}
+    for row, context in enumerate(contexts):
+        groups.setdefault(len(context), []).append(row)
+    for rows in groups.values():
+        scored = _rescore(stepper, [sequences[r] for r in rows], [contexts[r] for r in rows])
+        for row, total in zip(rows, scored, strict=True):
+            totals[row] = total
+    return totals
+
+
+def _rescore(stepper: Stepper, sequences: list[list[int]], contexts: list[list[int]]
+             ) -> list[float]:
     lengths = [len(s) + 1 for s in sequences]
     width = max(lengths)
     targets = torch.tensor([s + [EOS_ID] * (width - len(s)) for s in sequences])
     totals = torch.zeros(len(sequences), dtype=torch.float64)
-    logprobs = stepper.start([[EOS_ID]] * len(sequences))
+    logprobs = stepper.start([[EOS_ID, *c] for c in contexts])
     for t in range(width):
         checkpoint()
         token = targets[:, t]
@@ -217,7 +236,8 @@ def book_report(texts: list[str], verse: Any, test: np.ndarray | None) -> dict[s
 
 # -- the report of one job -------------------------------------------------------------------
 def measure(decoder: Any, job: Any, stepper: Stepper, texts: list[str],
-            sequences: list[list[int]], warnings: list[str]) -> dict[str, Any]:
+            sequences: list[list[int]], warnings: list[str],
+            contexts: list[list[int]] | None = None) -> dict[str, Any]:
     """``lm sample --report`` of a :class:`~lm.generation.decoder.SampleJob`'s texts, in the
     model's own script; the training lines are read once per decoder."""
     from lm.data.prepare import load_split
@@ -235,7 +255,7 @@ def measure(decoder: Any, job: Any, stepper: Stepper, texts: list[str],
         except LMError as exc:
             warnings.append(f"--report: no copy rate ({exc})")
     report = build_report(texts, form=verse.form, layout=classes.layout, level=classes.level,
-                          logprobs=rescore(stepper, sequences),
+                          logprobs=rescore(stepper, sequences, contexts),
                           token_counts=[len(s) for s in sequences], training=training)
     if verse.book == "pingshui" and classes.layout == "poem":
         report.update(book_report(texts, verse, test))

@@ -51,6 +51,10 @@ class SampleRequest:
     min_p: float | None = setting(None, "Min-p sampling: keep the tokens whose probability "
                                   "(after --temperature) is at least this times the likeliest "
                                   "token's, in (0, 1].", above=0, at_most=1, rule="in (0, 1]")
+    title: str | None = setting(None, "The poem's title, for a model of titled documents "
+                                "(chinese-poetry keeps them): each poem is written under it. "
+                                "Without it such a model writes a title of its own.",
+                                later=True)
     prime: str = setting("", "Text to begin with (printed and continued).")
     style: str = setting("", "Text the model reads first to set the mood; not printed (read "
                          "after the opening <eos>, before --prime).")

@@ -32,7 +32,7 @@ from lm.ngram.arpa import arpa_names, arpa_vocabulary
 from lm.ngram.estimate import estimate_tables_external
 from lm.ngram.spill import read_tokens
 from lm.settings import check_settings, setting
-from lm.tokenization import EOS_ID, load_tokenizer, vocabulary
+from lm.tokenization import EOS_ID, load_tokenizer, title_id, title_positions, vocabulary
 
 # Peak bytes per train token of the in-memory build at order 5 (measured with /usr/bin/time
 # beyond the process's own 240 MiB: 210 on WikiText-2, 105 on 17 M tokens of repeated text);
@@ -103,11 +103,15 @@ def _estimate(dataset: Artifact, vocab_size: int, config: NgramConfig, building:
                                             "counting_budget_bytes": counting_memory}
 
 
-def split_perplexity(model: NgramModel, ids: np.ndarray, block: int | None) -> float:
+def split_perplexity(model: NgramModel, ids: np.ndarray, block: int | None,
+                     sep: int | None = None) -> float:
     """``model.perplexity(ids)``, scored ``block`` tokens at a time (cut after an eos) when
-    given, so a large split is never expanded whole; the same per-token figures and sum."""
-    if block is None or ids.size <= block:
+    given, so a large split is never expanded whole; the same per-token figures and sum.
+    ``sep``: titled documents, whose bodies alone count, as ``lm perplexity`` counts them."""
+    if sep is None and (block is None or ids.size <= block):
         return model.perplexity(np.asarray(ids))
+    if block is None:
+        block = ids.size
     logprobs = np.empty(ids.size, dtype=np.float64)
     start = 0
     while start < ids.size:
@@ -120,6 +124,8 @@ def split_perplexity(model: NgramModel, ids: np.ndarray, block: int | None) -> f
             chunk = chunk[: int(np.flatnonzero(chunk == model.eos_id)[-1]) + 1]
         logprobs[start:start + chunk.size] = model.logprobs(chunk)
         start += chunk.size
+    if sep is not None:
+        logprobs = logprobs[~title_positions(read_tokens(ids, 0, ids.size), sep)]
     nats_per_token = float(-np.sum(logprobs, dtype=np.float64)) / logprobs.size
     return math.exp(nats_per_token) if nats_per_token < 700 else math.inf
 
@@ -169,10 +175,11 @@ def _metrics(model: NgramModel, dataset: Artifact, seconds: float, counting: dic
     if model.discounts is not None:
         metrics["discounts"] = [list(map(float, d)) for d in model.discounts]
     block = None if memory is None else max(1, memory // (4 * IN_MEMORY_BYTES_PER_TOKEN))
+    sep = title_id(load_tokenizer(dataset.file("tokenizer.json")))
     for split in ("valid", "test"):
         ids = load_split(dataset, split)
         if len(ids):
-            metrics[f"{split}_perplexity"] = split_perplexity(model, ids, block)
+            metrics[f"{split}_perplexity"] = split_perplexity(model, ids, block, sep)
     metrics["counting"] = counting
     metrics["peak_rss_bytes"] = _peak_rss_bytes()
     return metrics

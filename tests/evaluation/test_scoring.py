@@ -80,3 +80,27 @@ def test_lm_perplexity_mix_auto_reports_the_valid_optimum(cli, word_corpus):
                         model_logprobs(store, ngram, valid))
     assert mixed["weight"] == pytest.approx(best, abs=5e-5)
     assert 0.0 < mixed["weight"] < 1.0 and not math.isclose(mixed["weight"], 0.5, abs_tol=0.01)
+
+
+def test_titled_documents_put_the_bodies_in_the_headline_and_the_titles_beside():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from lm.evaluation.scoring import headline
+    from lm.tokenization import EOS_ID, SEP_ID
+
+    ids = np.array([5, SEP_ID, 6, 7, EOS_ID, 8, 9, SEP_ID, 6, EOS_ID])
+    logprobs = np.log(np.array([0.1, 0.9, 0.5, 0.25, 0.8, 0.2, 0.4, 0.7, 0.5, 0.9]))
+    tokenizer = SimpleNamespace(token_to_id=lambda t: SEP_ID)
+    dataset = SimpleNamespace(metrics={"splits": {"test": {"title_characters": 5}}})
+    figures = headline(ids, logprobs, 6, tokenizer, dataset, "test")
+    body = -np.log([0.5, 0.25, 0.8, 0.5, 0.9])
+    title = -np.log([0.1, 0.9, 0.2, 0.4, 0.7])
+    assert figures["tokens"] == 5 and figures["nats_per_token"] == pytest.approx(body.mean())
+    assert figures["bits_per_char"] == pytest.approx(body.sum() / np.log(2) / 6)
+    assert figures["title"]["tokens"] == 5
+    assert figures["title"]["perplexity"] == pytest.approx(np.exp(title.mean()))
+    assert figures["title"]["bits_per_char"] == pytest.approx(title.sum() / np.log(2) / 5)
+    untitled = SimpleNamespace(token_to_id=lambda t: None)
+    assert headline(ids, logprobs, 12, untitled, None, "test")["tokens"] == 10

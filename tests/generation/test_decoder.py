@@ -181,3 +181,65 @@ def test_best_of_and_beam_exclude_each_other(cli, store):
     assert result.code == 2
     assert "--best-of draws drafts to choose from, --beam searches for the likeliest" in \
         result.err
+
+
+@pytest.fixture(scope="module")
+def titled_store(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("decoder-titles")
+    rng = random.Random(4)
+    with open(folder / "poems.jsonl", "w", encoding="utf-8") as out:
+        for i in range(200):
+            theme = "秋" if i % 2 else "春"
+            body = "，".join("".join(rng.choice(CHARS) for _ in range(5)) for _ in range(2))
+            out.write(json.dumps({"text": body + "。", "title": theme + rng.choice(CHARS)},
+                                 ensure_ascii=False) + "\n")
+    return run_stages(folder, [
+        ["prepare", str(folder / "poems.jsonl"), "--title-field", "title", "--name", "t"],
+        ["train", "t", "--max-steps", "20", *TINY]])
+
+
+def test_a_title_is_read_before_every_poem(titled_store, monkeypatch):
+    from lm.generation.decoding.steppers import RNNStepper
+    from lm.tokenization import EOS_ID, SEP_ID
+
+    contexts = []
+    real = RNNStepper.start
+    monkeypatch.setattr(RNNStepper, "start", lambda self, c: contexts.append(c) or real(self, c))
+    decoder = Decoder.open(Store(titled_store), "t")
+    result = decoder.sample(SampleRequest(title="秋夜", form="5,5", num=3, seed=1))
+    title = decoder.tokenizer.encode("秋夜", add_special_tokens=False).ids
+    assert contexts[0] == [[EOS_ID, *title, SEP_ID]] * 3
+    assert result.titles == ["秋夜"] * 3
+    assert all(len(t) == 12 and "<sep>" not in t for t in result.texts)
+
+
+def test_without_a_title_the_model_writes_its_own(titled_store):
+    decoder = Decoder.open(Store(titled_store), "t")
+    for request in (SampleRequest(form="5,5", num=6, seed=2), SampleRequest(num=6, seed=2)):
+        result = decoder.sample(request)
+        assert len(result.titles) == 6 and any(result.titles)
+        assert all("<sep>" not in t and "<sep>" not in title
+                   for t, title in zip(result.texts, result.titles, strict=True))
+    formed = decoder.sample(SampleRequest(form="5,5", num=6, seed=2)).texts
+    assert all(len(t) == 12 for t in formed)
+
+
+def test_a_title_needs_a_titled_model(store):
+    from lm.errors import LMError
+
+    with pytest.raises(LMError, match="^--title needs a model of titled documents"):
+        Decoder.open(Store(store), "p").plan(SampleRequest(title="秋夜"))
+
+
+def test_the_report_scores_each_poem_under_its_title(titled_store):
+    from lm.generation.report import rescore
+    from lm.tokenization import SEP_ID
+
+    decoder = Decoder.open(Store(titled_store), "t")
+    result = decoder.sample(SampleRequest(title="春", form="5,5", num=2, seed=3, report=True))
+    head = [*decoder.tokenizer.encode("春", add_special_tokens=False).ids, SEP_ID]
+    ids = [decoder.tokenizer.encode(t, add_special_tokens=False).ids for t in result.texts]
+    under = rescore(decoder.stepper(), ids, [head] * 2)
+    chars = sum(len(t) + 1 for t in result.texts)
+    assert result.report["logprob_per_char"] == pytest.approx(sum(under) / chars, rel=1e-6)
+    assert rescore(decoder.stepper(), ids) != under  # the title does change the figures

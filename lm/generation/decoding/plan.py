@@ -52,13 +52,16 @@ class Plan:
 
 
 def plan_of(request: SampleRequest, prime: Sequence[int] = (), style: Sequence[int] = (),
-            constraint: FormConstraint | None = None,
-            exempt: torch.Tensor | None = None) -> Plan:
+            constraint: FormConstraint | None = None, exempt: torch.Tensor | None = None,
+            head: Sequence[int] = (), title_first: Processor | None = None) -> Plan:
     """The plan of a checked request. ``exempt`` (bool [V]): the tokens the repetition rules
-    leave alone; a prime that breaks the form, or a form longer than ``max_tokens``, is a
-    one-line error here, before any model work."""
+    leave alone; ``head``: what a poem's text follows (its title and ``<sep>``);
+    ``title_first``: the processor that has free text write its own title first. A prime that
+    breaks the form, or a form longer than ``max_tokens``, is a one-line error here, before
+    any model work."""
     settings = vars(request)
-    shaping = build(SHAPING, settings, constraint, exempt)
+    shaping = [*build(SHAPING, settings, constraint, exempt),
+               *([title_first] if title_first is not None else [])]
     greedy = request.temperature < GREEDY_BELOW
     sampling = () if greedy or request.beam is not None else build(SAMPLING, settings)
     limit, start, starts = request.max_tokens, None, ()
@@ -75,7 +78,8 @@ def plan_of(request: SampleRequest, prime: Sequence[int] = (), style: Sequence[i
         limit = constraint.max_tokens
     drafts = request.num * getattr(request, "best_of", 1) if request.beam is None else request.num
     return Plan(num=drafts, seed=request.seed, max_tokens=limit,
-                context=(EOS_ID, *style, *prime), prime=tuple(prime), shaping=tuple(shaping),
+                context=(EOS_ID, *head, *style, *prime), prime=tuple(prime),
+                shaping=tuple(shaping),
                 sampling=tuple(sampling), greedy=greedy,
                 beam=None if request.beam is None else max(request.beam, request.num),
                 length_penalty=request.length_penalty,

@@ -170,6 +170,31 @@ def banned_tokens(history: list[int], n: int) -> set[int]:
             if tuple(history[i:i + n - 1]) == prefix}
 
 
+@dataclass
+class TitleFirst:
+    """Free text from a model of titled documents: the sample writes its own title, then
+    ``<sep>``, then the body. ``<eos>`` waits for the ``<sep>``, a second ``<sep>`` never comes,
+    and a title of ``longest`` tokens is closed by force. (Under a form the constraint does
+    the same: :mod:`lm.generation.verse.constraint`.)"""
+
+    sep: int
+    eos: int
+    longest: int
+
+    def __call__(self, scores: torch.Tensor, histories: list[list[int]],
+                 states: list[State] | None) -> torch.Tensor:
+        for row, history in enumerate(histories):
+            if self.sep in history:
+                scores[row, self.sep] = -math.inf
+            elif len(history) >= self.longest:
+                keep = scores[row, self.sep].clone()
+                scores[row] = -math.inf
+                scores[row, self.sep] = keep if torch.isfinite(keep) else 0.0
+            else:
+                scores[row, self.eos] = -math.inf
+        return scores
+
+
 # ---------------------------------------------------------------------------- sampling
 class Warper(Switched):
     """A sampling processor: what it does to the scores alone, in ``warp``."""

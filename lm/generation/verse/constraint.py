@@ -31,7 +31,8 @@ from lm.generation.verse.forms import Form
 from lm.generation.verse.vocab import TokenClasses
 from lm.tokenization import EOS_ID
 
-CONTENT, BREAK, DONE = 0, 1, 2
+CONTENT, BREAK, DONE, TITLE = 0, 1, 2, 3
+MAX_TITLE = 16  # tokens of a title the model writes itself
 
 Fixed = Mapping[tuple[int, int], tuple[int, str]]  # (line, position) → (token, flag)
 
@@ -61,7 +62,8 @@ class State(NamedTuple):
 
     line: int  # verse lines finished
     count: int  # content tokens so far in the current line
-    phase: int  # CONTENT (inside a line), BREAK (after a 。: newline or end), DONE
+    phase: int  # CONTENT (inside a line), BREAK (after a 。: newline or end), DONE, or TITLE
+    # (writing the poem's own title, until <sep>; ``count`` counts its tokens)
     width: int | None  # length of the first line, which uniform forms repeat
     rules: tuple = ()  # each slot rule's state, in order
     variant: int = 0  # which set of the constraint's fixed slots is this row's
@@ -74,7 +76,8 @@ class FormConstraint:
     """Masks for one form, with fixed slots and slot rules."""
 
     def __init__(self, classes: TokenClasses, form: Form, fixed: Fixed | None = None,
-                 rules: Sequence[SlotRule] = (), variants: Sequence[Fixed] = ()) -> None:
+                 rules: Sequence[SlotRule] = (), variants: Sequence[Fixed] = (),
+                 title: bool = False) -> None:
         classes.check_formable("--form")
         self.classes = classes
         self.form = form
@@ -85,6 +88,7 @@ class FormConstraint:
             raise LMError(f"--form {form.spec} leaves the number of lines open, which a "
                           "vocabulary without a newline cannot mark: give each line's length")
         self._masks: dict[tuple, torch.Tensor] = {}
+        self.title = title and classes.sep is not None  # the model writes a title first
         self.variants = [{**self.fixed, **extra} for extra in variants] or [self.fixed]
         self.starts = tuple(self._start(i) for i in range(len(self.variants)))
         self.start = self.starts[0]
@@ -93,7 +97,7 @@ class FormConstraint:
         slots = sorted((line, pos, self._slot_length(line), token, what)
                        for (line, pos), (token, what) in self.variants[variant].items())
         return START._replace(rules=tuple(rule.fix(slots) for rule in self.rules),
-                              variant=variant)
+                              variant=variant, phase=TITLE if self.title else CONTENT)
 
     def _slot_length(self, line: int) -> int | None:
         lengths = self.form.lengths
@@ -119,6 +123,10 @@ class FormConstraint:
         c = self.classes
         if state.phase == DONE:
             return state
+        if state.phase == TITLE:
+            if token == c.sep:
+                return state._replace(phase=CONTENT, count=0)
+            return state._replace(count=state.count + 1)
         if state.phase == BREAK:
             if token == EOS_ID:
                 return state._replace(phase=DONE)
@@ -161,6 +169,8 @@ class FormConstraint:
         form, c = self.form, self.classes
         if state.phase == DONE:
             return (None, (EOS_ID,))
+        if state.phase == TITLE:
+            return (("content",) if state.count < MAX_TITLE else None, (c.sep,))
         if state.phase == BREAK:
             ends = ((EOS_ID,) if state.line in form.counts else ()) + \
                 ((c.newline,) if c.newline is not None and state.line < form.max_lines else ())
@@ -224,4 +234,4 @@ class FormConstraint:
 
     @property
     def max_tokens(self) -> int:
-        return self.form.max_tokens()
+        return self.form.max_tokens() + (MAX_TITLE + 1 if self.title else 0)

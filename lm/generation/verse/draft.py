@@ -49,6 +49,7 @@ class Draft:
     fixed: dict[tuple[int, int], tuple[int, str]] = field(default_factory=dict)
     rules: list[SlotRule] = field(default_factory=list)
     variants: list[dict] = field(default_factory=list)  # each row's own fixed slots
+    title: bool = False  # the model writes each poem's title before it
     asked: str | None = None  # the first flag that asked for verse
 
     @property
@@ -80,7 +81,8 @@ class Draft:
         if self.asked is None:
             return Verse(None, None, self.book, self.lexicon)
         form = self.settled_form()
-        constraint = FormConstraint(self.classes, form, self.fixed, self.rules, self.variants)
+        constraint = FormConstraint(self.classes, form, self.fixed, self.rules, self.variants,
+                                    self.title)
         return Verse(form, constraint, self.book, self.lexicon, self.template)
 
 

@@ -98,10 +98,12 @@ def reads(rule: VerseRule) -> tuple[str, ...]:
     return tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY)
 
 
-def compose(request: SampleRequest, lexicon: Lexicon, warnings: list[str]) -> Verse:
+def compose(request: SampleRequest, lexicon: Lexicon, warnings: list[str],
+            title_first: bool = False) -> Verse:
     """The verse a request asks of a model: every registered rule in order, each handed the
-    settings it reads."""
-    draft = Draft(lexicon, rhyme_book(request.rhyme_book, lexicon), warnings)
+    settings it reads. ``title_first``: the model writes each poem's title before it."""
+    draft = Draft(lexicon, rhyme_book(request.rhyme_book, lexicon), warnings,
+                  title=title_first)
     for rule in RULES:
         rule.apply(draft, **{name: getattr(request, name) for name in reads(rule)})
     return draft.finish()

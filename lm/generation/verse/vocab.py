@@ -22,7 +22,7 @@ from tokenizers import Tokenizer
 
 from lm.errors import LMError
 from lm.generation.verse.forms import COMMA, NEWLINE, PERIOD, is_content
-from lm.tokenization import EOS_ID, UNK_ID, vocabulary
+from lm.tokenization import EOS_ID, SEP, UNK_ID, vocabulary
 
 
 @dataclass
@@ -35,6 +35,7 @@ class TokenClasses:
     comma: int | None
     period: int | None
     newline: int | None
+    sep: int | None = None  # <sep>, in a vocabulary of titled documents
 
     @classmethod
     def of(cls, tokenizer: Tokenizer, level: str) -> TokenClasses:
@@ -46,8 +47,10 @@ class TokenClasses:
         content = torch.tensor([is_content(t) for t in tokens], dtype=torch.bool)
         content[UNK_ID] = content[EOS_ID] = False
         index = {t: i for i, t in enumerate(tokens)}
+        if SEP in index:  # between a title and its body: never a verse line's token
+            content[index[SEP]] = False
         return cls(tokens, level, content, index.get(COMMA), index.get(PERIOD),
-                   index.get(NEWLINE))
+                   index.get(NEWLINE), index.get(SEP))
 
     @property
     def vocab_size(self) -> int:
