@@ -112,7 +112,7 @@ PINNED: dict[str, list[str]] = {
 }
 
 
-@pytest.mark.parametrize("key", list(sample_stages()))
+@pytest.mark.parametrize("key", list(PINNED))  # the stages that were there before
 def test_each_sample_stage_prints_the_poems_it_printed_before(cli, store, key):
     samples = stage_samples(cli, store, key, sample_stages()[key])
     for now, before in zip(samples, PINNED[key], strict=True):
