@@ -63,7 +63,8 @@ class PrepareConfig:
     """The settings of ``lm prepare``; ``source`` is the command's argument, not an option."""
 
     source: str = setting("", cli=False)
-    level: str = setting("char", "Tokenizer level: char, word or bpe.",
+    level: str = setting("char", "Tokenizer level: char, word (Chinese cut into words by "
+                         "jieba first) or bpe.",
                          valid=LEVELS.__contains__, rule="one of " + ", ".join(LEVELS))
     vocab_size: int | None = setting(None, "Keep at most this many types "
                                      "(<unk> and <eos> included).",
