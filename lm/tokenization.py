@@ -3,7 +3,9 @@
 Ids 0 and 1 are always ``<unk>`` and ``<eos>``. The post-processor appends ``<eos>`` to every
 encoded document, so the saved ``tokenizer.json`` gives any Hugging Face tool exactly the
 token stream the models were trained on. A dataset whose documents have titles writes each
-as ``title<sep>body``: ``<sep>`` is a special token of its tokenizer, id 2.
+as ``title<sep>body``: ``<sep>`` is a special token of its tokenizer, id 2. At word level,
+Chinese is cut into words before the tokenizer sees it (:mod:`lm.segmentation`), here as in
+``lm prepare``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tokenizers import (
 )
 
 from lm.errors import LMError
+from lm.segmentation import segment
 
 UNK, EOS = "<unk>", "<eos>"
 UNK_ID, EOS_ID = 0, 1
@@ -135,8 +138,21 @@ def load_tokenizer(path: Path) -> Tokenizer:
     return Tokenizer.from_file(str(path))
 
 
+def is_word_level(tokenizer: Tokenizer) -> bool:
+    """Whether the tokenizer splits words on whitespace (``--level word``), so that Chinese
+    text must be segmented before it (:func:`segmented_for`)."""
+    return isinstance(tokenizer.pre_tokenizer, pre_tokenizers.WhitespaceSplit)
+
+
+def segmented_for(tokenizer: Tokenizer, texts: list[str]) -> list[str]:
+    """The texts as the tokenizer was trained on them: Han chunks cut into words at word
+    level (:func:`lm.segmentation.segment`), unchanged at char and BPE level."""
+    return [segment(t) for t in texts] if is_word_level(tokenizer) else texts
+
+
 def encode_documents(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
     """Token ids of each document, each closed by <eos> (batch-encoded in Rust)."""
+    texts = segmented_for(tokenizer, texts)
     return [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=True)]
 
 
@@ -225,7 +241,7 @@ def _encode_group(tokenizer: Tokenizer, group: list[str], owners: list[int],
 
 def encode_text(tokenizer: Tokenizer, text: str) -> list[int]:
     """Token ids of a fragment (a prime or style text): no closing <eos>."""
-    return tokenizer.encode(text, add_special_tokens=False).ids
+    return tokenizer.encode(segmented_for(tokenizer, [text])[0], add_special_tokens=False).ids
 
 
 def decode(tokenizer: Tokenizer, ids: Iterable[int], level: str) -> str:

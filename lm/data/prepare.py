@@ -31,6 +31,8 @@ from lm.artifacts import Artifact, Store, fingerprint
 from lm.data.local import DOC_SEPS, SPLITS
 from lm.data.sources import has_titles, load_source, source_identity
 from lm.errors import LMError
+from lm.segmentation import identity as segmentation_identity
+from lm.segmentation import segment_documents
 from lm.settings import check_settings, comma_floats, setting
 from lm.tokenization import (
     EOS_ID,
@@ -70,7 +72,8 @@ class PrepareConfig:
     """The settings of ``lm prepare``; ``source`` is the command's argument, not an option."""
 
     source: str = setting("", cli=False)
-    level: str = setting("char", "Tokenizer level: char, word or bpe.",
+    level: str = setting("char", "Tokenizer level: char, word (Chinese cut into words by "
+                         "jieba first) or bpe.",
                          valid=LEVELS.__contains__, rule="one of " + ", ".join(LEVELS))
     vocab_size: int | None = setting(None, "Keep at most this many types "
                                      "(<unk> and <eos> included).",
@@ -146,9 +149,14 @@ def prepare(store: Store, config: PrepareConfig, name: str) -> tuple[Artifact, b
     params["source_hash"] = source_identity(config.source)
     if config.titles and (config.title_field is not None or has_titles(config.source)):
         params["titled"] = True
-    cached = store.find_cached("dataset", name, fingerprint("dataset", [], params))
-    if cached is not None:
-        return cached, True
+    # At word level, Chinese is cut into words first (lm.segmentation); the segmenter enters
+    # the fingerprint of a dataset it changed, so one with no Chinese keeps its fingerprint.
+    segmented = (dict(params, segmentation=segmentation_identity())
+                 if config.level == "word" else None)
+    for candidate in filter(None, (params, segmented)):
+        cached = store.find_cached("dataset", name, fingerprint("dataset", [], candidate))
+        if cached is not None:
+            return cached, True
 
     with tempfile.TemporaryDirectory(prefix="lm-prepare-") as scratch, keeps_environ():
         loaded = with_titles(load_source(config.source, config.doc_sep, config.text_field,
@@ -159,7 +167,11 @@ def prepare(store: Store, config: PrepareConfig, name: str) -> tuple[Artifact, b
                 {s: d.map(_to_simplified, batched=True, num_proc=config.num_proc)
                  for s, d in splits.items()}
             )
-        return _tokenize_and_write(store, config, name, params, splits, Path(scratch)), False
+        characters = None
+        if segmented is not None:
+            splits, characters = segment_documents(splits, config.num_proc)
+        return _tokenize_and_write(store, config, name, params if characters is None
+                                   else segmented, splits, Path(scratch), characters), False
 
 
 def with_titles(loaded: datasets.DatasetDict, keep: bool) -> datasets.DatasetDict:
@@ -181,8 +193,10 @@ def _join_title(batch: dict[str, list[str]]) -> dict[str, list[str]]:
 
 
 def _tokenize_and_write(store: Store, config: PrepareConfig, name: str, params: dict[str, Any],
-                        splits: datasets.DatasetDict, scratch: Path) -> Artifact:
-    """Train the tokenizer on the train split, then encode every split into the artifact."""
+                        splits: datasets.DatasetDict, scratch: Path,
+                        characters: dict[str, int] | None = None) -> Artifact:
+    """Train the tokenizer on the train split, then encode every split into the artifact
+    (``characters``: each split's characters before word segmentation, for its metrics)."""
     train = splits["train"]
     if not _has_text(train):
         raise LMError("the train split holds no text: check the source and --text-field")
@@ -198,6 +212,8 @@ def _tokenize_and_write(store: Store, config: PrepareConfig, name: str, params: 
                                config.num_proc, config.cut_chars, scratch)
             for split, data in splits.items()
         }
+        for split, count in (characters or {}).items():
+            split_metrics[split]["characters"] = count
         pending.metrics = {"vocab_size": vocab_size, "splits": split_metrics}
         pending.extra["level"] = config.level
     return store.resolve(pending.extra["ref"], "dataset")
@@ -271,7 +287,8 @@ def _write_splits(data: datasets.Dataset, assign: np.ndarray, scratch: Path
     import datasets
     import pyarrow as pa
 
-    schema = pa.schema([pa.field("text", pa.string())])
+    columns = [c for c in ("text", "words") if c in data.column_names]  # words: see sources
+    schema = pa.schema([pa.field(c, pa.string()) for c in columns])
     paths = {s: scratch / f"split-{s}.arrow" for s in SPLITS}
     writers = {s: pa.ipc.new_stream(str(p), schema) for s, p in paths.items()}
     pending: dict[str, list[pa.RecordBatch]] = {s: [] for s in SPLITS}
@@ -286,7 +303,8 @@ def _write_splits(data: datasets.Dataset, assign: np.ndarray, scratch: Path
     start = 0
     for batch in _record_batches(data):
         here = assign[start:start + batch.num_rows]
-        texts = pa.record_batch([batch.column("text").cast(pa.string())], schema=schema)
+        texts = pa.record_batch([batch.column(c).cast(pa.string()) for c in columns],
+                                schema=schema)
         for number, split in enumerate(SPLITS):
             pending[split].append(texts.filter(pa.array(here == number)))
             held[split] += pending[split][-1].nbytes

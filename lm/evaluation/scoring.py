@@ -20,9 +20,11 @@ from lm.data.local import check_text_file
 from lm.data.prepare import load_split, split_characters
 from lm.errors import LMError
 from lm.evaluation.perplexity import LN2, Evaluation
+from lm.segmentation import Segmented, segment_with_origin
 from lm.settings import check_settings, setting, unit_or_auto
 from lm.tokenization import (
     encode_documents,
+    is_word_level,
     load_tokenizer,
     title_id,
     title_positions,
@@ -307,13 +309,17 @@ class LineScorer:
         """Every text as its own document: the same tokens as ``lm perplexity --text``."""
         if not texts:
             return []
-        encodings = self.tokenizer.encode_batch(texts, add_special_tokens=True)
+        words = is_word_level(self.tokenizer)  # Chinese cut into words first
+        cut = [segment_with_origin(t) if words else Segmented(t, list(range(len(t) + 1)))
+               for t in texts]
+        encodings = self.tokenizer.encode_batch([c.text for c in cut], add_special_tokens=True)
         ids = np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings])
         logprobs = self._logprobs(ids, "document", self.batch_size)
         scores, start = [], 0
-        for text, encoding in zip(texts, encodings, strict=True):
+        for text, segmented, encoding in zip(texts, cut, encodings, strict=True):
             n = len(encoding.ids)
-            spans = [tuple(span) for span in encoding.offsets[:-1]] + [(len(text), len(text))]
+            spans = [segmented.span(*span) for span in encoding.offsets[:-1]]
+            spans.append((len(text), len(text)))
             scores.append(LineScore(text, list(encoding.ids), list(encoding.tokens), spans,
                                     logprobs[start:start + n]))
             start += n
