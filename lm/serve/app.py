@@ -88,8 +88,8 @@ class Workbench:
         decoder = self.decoders[index]
         result = decoder.sample(request)
         payload: dict[str, Any] = {"model": decoder.artifact.ref, "samples": result.texts,
-                                   "warnings": result.warnings, "report": result.report,
-                                   "weight": result.weight}
+                                   "titles": result.titles, "warnings": result.warnings,
+                                   "report": result.report, "weight": result.weight}
         payload["annotations"] = [annotate(s) for s in self.scorers[index].score(result.texts)]
         return finite(payload)
 
@@ -106,6 +106,7 @@ class Workbench:
                         for d, r, s in self.store.lineage(first.artifact)],
             "served": [summary(d.artifact) for d in self.decoders],
             "layout": first.classes.layout,
+            "titled": first.classes.sep is not None,
             "forms": [name for name, _ in list_forms(first.lexicon) if "," not in name
                       and "TUNE" not in name],
             "mix": self.partners,

@@ -191,6 +191,7 @@ class Annotation(Scored):
 class SampleResponse(BaseModel):
     model: str
     samples: list[str]
+    titles: list[str] | None = None  # each poem's title, for a model of titled documents
     warnings: list[str]
     report: dict[str, Any] | None
     weight: float | None = None  # λ on the model when mixing
@@ -208,6 +209,7 @@ class ModelResponse(BaseModel):
     lineage: list[dict[str, Any]]
     served: list[dict[str, Any]]
     layout: str
+    titled: bool
     forms: list[str]
     mix: list[str]
     limits: dict[str, float]

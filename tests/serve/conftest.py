@@ -27,3 +27,26 @@ def poem_app(poem_store):
     from lm.serve.config import ServeConfig
 
     return create_app(Store(poem_store), "p", ServeConfig(ngram="p-3gram"))
+
+
+@pytest.fixture(scope="session")
+def titled_app(tmp_path_factory):
+    """A model of titled poems (a .jsonl with --title-field), served."""
+    import json
+    import random
+
+    from lm.serve.app import create_app
+
+    folder = tmp_path_factory.mktemp("serve-titled")
+    rng, chars = random.Random(6), "春夏秋冬山花天人雲風東中空紅同江樓年家流月日水雨"
+    with open(folder / "poems.jsonl", "w", encoding="utf-8") as out:
+        for _ in range(150):
+            body = "，".join("".join(rng.choice(chars) for _ in range(5)) for _ in range(2))
+            title = "".join(rng.choice(chars) for _ in range(2))
+            out.write(json.dumps({"text": body + "。", "title": title}, ensure_ascii=False)
+                      + "\n")
+    tiny = ["--max-steps", "3", "--eval-tokens", "100", "--no-wandb", "--no-progress",
+            "--emb-size", "16", "--hidden-size", "16", "--batch-size", "8", "--bptt", "10"]
+    store = run_stages(folder, [["prepare", str(folder / "poems.jsonl"), "--title-field",
+                                 "title", "--name", "t"], ["train", "t", *tiny]])
+    return create_app(Store(store), "t")

@@ -244,3 +244,12 @@ def test_lm_serve_refuses_a_missing_model_in_one_line(cli, poem_store):
     assert_clean_error(cli("--artifacts", poem_store, "serve", "nothing"), "nothing")
     assert_clean_error(cli("--artifacts", poem_store, "serve", "p", "--limit-num", "0"),
                        "--limit-num must be at least 1")
+
+
+def test_a_titled_model_takes_a_title_and_gives_each_poems_title(titled_app):
+    client = TestClient(titled_app)
+    assert client.get("/model").json()["titled"] is True
+    given = client.post("/sample", json={"title": "秋江", "form": "5,5", "num": 2}).json()
+    assert given["titles"] == ["秋江", "秋江"] and all(len(s) == 12 for s in given["samples"])
+    own = client.post("/sample", json={"form": "5,5", "num": 2, "seed": 3}).json()
+    assert len(own["titles"]) == 2 and all("<sep>" not in t for t in own["titles"])
