@@ -259,7 +259,13 @@ def decode(tokenizer: Tokenizer, ids: Iterable[int], level: str) -> str:
     if run:
         pieces.append(tokenizer.decode(run, skip_special_tokens=False))
     joiner = " " if level == "word" else ""
-    return joiner.join(pieces).replace(" \n ", "\n").replace(" \n", "\n")
+    text = joiner.join(pieces).replace(" \n ", "\n").replace(" \n", "\n")
+    # Chinese words were cut apart only for the tokenizer (lm.segmentation): no space between
+    return _BETWEEN_HAN.sub("", text) if level == "word" else text
+
+
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
+_BETWEEN_HAN = re.compile(f"(?<=[{_HAN}]) (?=[{_HAN}])")
 
 
 def vocabulary(tokenizer: Tokenizer) -> list[str]:

@@ -79,3 +79,12 @@ def test_documents_encoded_in_pieces_give_the_whole_documents_tokens(level, monk
     flat, lengths = encode_flat(tok, docs, limit=64)
     assert lengths.tolist() == [len(ids) for ids in expected]
     assert flat.dtype == np.uint32 and flat.tolist() == [i for ids in expected for i in ids]
+
+
+def test_chinese_words_decode_without_the_spaces_segmentation_put_between_them():
+    from lm.tokenization import decode, train_tokenizer
+
+    tokenizer = train_tokenizer(["今天 是 周六 ， 好 天气", "the cat sat"], "word")
+    ids = tokenizer.encode("今天 是 周六 ， 好 天气", add_special_tokens=False).ids + \
+        tokenizer.encode("the cat", add_special_tokens=False).ids
+    assert decode(tokenizer, ids, "word") == "今天是周六，好天气 the cat"
