@@ -5,8 +5,9 @@ autumn nights. An independent classifier can: TF-IDF over character 1-3-grams wi
 regression (scikit-learn), trained on the train split's real poems (their bodies), each
 labelled by the theme character its title holds (poems whose title names none of the themes,
 or two, are left out). It reports its accuracy on the test split's real poems of each theme,
-then on poems generated for each theme with ``--title`` alone, ``--keywords`` alone (the
-theme character) and both, all under the same form and metre.
+then on poems generated for each theme with ``--title`` alone (a common title naming that
+theme and no other: :data:`TITLES`), ``--keywords`` alone (the theme character) and both, all
+under the same form and metre.
 
 Usage: ``python bench/theme_judge.py MODEL [--artifacts DIR] [--num 50] [--form wulv]``
 """
@@ -21,6 +22,9 @@ import numpy as np
 
 THEMES = "送寄山春江秋夜別月雨"  # ten of the commonest theme characters of Tang titles
 MODES = ("title", "keywords", "both")
+# the title asked for each theme: a common one that names that theme and no other
+TITLES = {"送": "送人", "寄": "寄友", "山": "山中", "春": "春日", "江": "江上", "秋": "秋思",
+          "夜": "夜坐", "別": "別離", "月": "對月", "雨": "喜雨"}
 
 
 @dataclass
@@ -89,7 +93,7 @@ def generated(decoder, theme: str, mode: str, num: int, form: str, seed: int) ->
     from lm.generation.request import SampleRequest
 
     request = SampleRequest(num=num, seed=seed, form=form, meter=True,
-                            title=theme if mode in ("title", "both") else None,
+                            title=TITLES.get(theme, theme) if mode in ("title", "both") else None,
                             keywords=theme if mode in ("keywords", "both") else None)
     texts = decoder.sample(request).texts
     return Labelled(texts, [theme] * len(texts))
