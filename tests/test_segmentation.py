@@ -66,7 +66,8 @@ def test_spans_map_back_to_the_original_characters():
 
 def test_word_level_tokens_round_trip_through_the_tokenizer():
     """A word tokenizer trained on segmented text: encoding a raw sentence segments it, and
-    decoding gives the segmented sentence back."""
+    decoding gives the sentence back without the spaces segmentation put between its words
+    (a space the text had between two Han characters is not kept either)."""
     tokenizer = train_tokenizer([[segment(s) for s in SENTENCES]], "word")
     assert is_word_level(tokenizer)
     words = vocabulary(tokenizer)
@@ -74,7 +75,7 @@ def test_word_level_tokens_round_trip_through_the_tokenizer():
         ids = encode_documents(tokenizer, [sentence])[0]
         assert 0 not in ids  # no <unk>: the words are those it learnt
         assert [words[i] for i in ids[:-1]] == segment(sentence).split()
-        assert decode(tokenizer, ids[:-1], "word") == " ".join(segment(sentence).split())
+        assert decode(tokenizer, ids[:-1], "word") == "".join(segment(sentence).split())
         assert encode_text(tokenizer, sentence) == ids[:-1]
 
 
