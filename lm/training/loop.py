@@ -70,6 +70,7 @@ def train(store: Store, dataset: Artifact, config: TrainConfig, name: str, resum
         device = torch.device("cuda", ranks.local_rank)
         torch.cuda.set_device(device)
     ranks.start(device)
+    run = None
     try:
         run = Run(store, dataset, config, name, device, ranks,
                   log if ranks.main else (lambda *_: None))
@@ -79,6 +80,8 @@ def train(store: Store, dataset: Artifact, config: TrainConfig, name: str, resum
         ref = run.write_model(params) if ranks.main else None
         return store.resolve(ranks.object_from_main(ref), "model"), False
     finally:
+        if run is not None:  # DDP holds the process group: it ends with the group, not
+            run.step_module = None  # whenever the collector finds the run (its threads too)
         ranks.stop()
 
 
