@@ -96,6 +96,22 @@ LEVERS: dict[str, list[str]] = {
     "threads1": ["--threads", "1"],
     "explicit": ["--impl", "explicit"],
     "fp32": ["--precision", "fp32"],
+    # the lever study at fixed tokens (bench/levers.py)
+    "w384": ["--emb-size", "384", "--hidden-size", "384"],
+    "w512": ["--emb-size", "512", "--hidden-size", "512"],
+    "w768": ["--emb-size", "768", "--hidden-size", "768"],
+    "batch16": ["--batch-size", "16"],
+    "batch24": ["--batch-size", "24"],
+    "grow": ["--batch-start", "8", "--batch-ramp", "1000000"],
+    "lr3e3": ["--lr", "0.003"],
+    "lr1e2": ["--lr", "0.01"],
+    "b2-99": ["--beta2", "0.99"],
+    "b2-95": ["--beta2", "0.95"],
+    "wd": ["--weight-decay", "1e-6"],
+    "adamw": ["--optimizer", "adamw", "--weight-decay", "0.1"],
+    "edrop": ["--dropout-embed", "0.1"],
+    "wdrop": ["--weight-drop", "0.2"],
+    "threads2": ["--threads", "2"],
 }
 
 

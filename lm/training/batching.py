@@ -14,6 +14,9 @@ is a pure function of the step number, a resumed run sees exactly the batches it
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -92,9 +95,12 @@ class Schedule:
             return self.epochs * self.fixed_per_epoch
         return sum(self.per_epoch(e) for e in range(self.epochs))
 
-    def steps_for_tokens(self, tokens: int, rows: int) -> int:
+    def steps_for_tokens(self, tokens: int, rows: int | Callable[[int], int]) -> int:
         """Steps until ``rows`` rows have read at least ``tokens`` targets (``--max-tokens``),
-        at most the whole schedule. Every epoch reads ``columns - 1`` targets per row."""
+        at most the whole schedule. Every epoch reads ``columns - 1`` targets per row. ``rows``
+        may be a function of the tokens read so far (a growing batch, ``BatchRamp.rows``)."""
+        if callable(rows):
+            return self._steps_for_growing(tokens, rows)
         per_epoch_tokens, steps = rows * (self.columns - 1), 0
         for epoch in range(self.epochs):
             if tokens > per_epoch_tokens:
@@ -105,6 +111,16 @@ class Schedule:
                 tokens -= rows * length
                 if tokens <= 0:
                     return steps + index + 1
+        return steps
+
+    def _steps_for_growing(self, tokens: int, rows: Callable[[int], int]) -> int:
+        read = steps = 0
+        for epoch in range(self.epochs):
+            for _, length in self.windows(epoch):
+                read += rows(read) * length
+                steps += 1
+                if read >= tokens:
+                    return steps
         return steps
 
     def following(self, epoch: int, index: int) -> tuple[int, int] | None:
@@ -122,6 +138,30 @@ class Schedule:
             step -= self.per_epoch(epoch)
             epoch += 1
         return epoch, step
+
+
+@dataclass(frozen=True)
+class BatchRamp:
+    """A batch that grows during the run (``--batch-start``, ``--batch-ramp``).
+
+    The stream is still cut into ``full`` rows; a step reads the first ``rows(tokens read)`` of
+    them, which grow linearly from ``start`` to ``full`` over the first ``tokens`` training
+    tokens: many small updates while the loss falls fast, larger, quieter ones later. A row
+    joins at the current column from a zero state, as every row starts an epoch. The rows are
+    a pure function of the tokens read, so a resumed run grows exactly as it would have. Under
+    DDP they stay a multiple of ``world`` (each rank reads its share of its own rows).
+    """
+
+    start: int
+    full: int
+    tokens: int
+    world: int = 1
+
+    def rows(self, tokens_read: int) -> int:
+        """Rows (all ranks together) of the step after ``tokens_read`` training tokens."""
+        share = min(1.0, tokens_read / self.tokens)
+        rows = int(self.start + (self.full - self.start) * share)
+        return max(self.world, rows // self.world * self.world)
 
 
 class Feeder:

@@ -15,7 +15,8 @@ from lm.models.rnn import ModelConfig
 from lm.runtime import PRECISIONS
 from lm.settings import build, check_settings, nested, setting
 
-OPTIMIZERS = ("adam", "sgd")
+# adamw: Adam with decoupled weight decay (Loshchilov & Hutter), where adam's is an L2 term.
+OPTIMIZERS = ("adam", "adamw", "sgd")
 # How the learning rate moves: "plateau" drops it by --lr-decay when validation stalls;
 # "linear" and "cosine" warm it up, then decay it to zero exactly as the budget runs out.
 SCHEDULES = ("plateau", "linear", "cosine")
@@ -38,11 +39,21 @@ class TrainConfig:
     model: ModelConfig = nested(ModelConfig)
     bptt: int = setting(64, "Truncated-BPTT length.", at_least=1)
     batch_size: int = setting(32, "Parallel rows of the token stream.", at_least=1)
-    optimizer: str = setting("adam", "adam or sgd.", choices=OPTIMIZERS)
+    batch_start: int | None = setting(None, "Grow the batch: start with this many of the "
+                                      "--batch-size rows and add rows linearly over the first "
+                                      "--batch-ramp training tokens.", at_least=1, later=True)
+    batch_ramp: int = setting(1_000_000, "With --batch-start: the training tokens over which "
+                              "the batch grows to --batch-size.", at_least=1, later=True)
+    optimizer: str = setting("adam", "adam, adamw (decoupled weight decay) or sgd.",
+                             choices=OPTIMIZERS)
     lr: float = setting(2e-3, "Learning rate.", valid=_positive, rule="positive")
     lr_decay: float = setting(0.25, "Multiply the lr by this when validation does not "
                               "improve.")
-    weight_decay: float = setting(0.0, "L2 weight decay.")
+    weight_decay: float = setting(0.0, "Weight decay: an L2 term with adam and sgd, decoupled "
+                                  "with adamw.")
+    beta2: float = setting(0.999, "Adam's β₂: the decay of its running mean of squared "
+                           "gradients (lower forgets old gradients sooner).", valid=_fraction,
+                           rule="a fraction ≥ 0 and < 1", later=True)
     clip: float = setting(0.25, "Gradient-norm clipping (0: off).", valid=_non_negative,
                           rule="≥ 0 (0 turns clipping off)")
     epochs: int = setting(10, "Passes over the training split.", at_least=1, resumable=True)
@@ -101,6 +112,9 @@ class TrainConfig:
         if self.warmup and self.schedule == "plateau":
             raise LMError(f"--warmup {self.warmup} needs a budget schedule: add --schedule "
                           "linear or --schedule cosine, or drop --warmup")
+        if self.batch_start is not None and self.batch_start > self.batch_size:
+            raise LMError(f"--batch-start {self.batch_start} must not exceed --batch-size "
+                          f"{self.batch_size}: the batch grows from the one to the other")
 
     def model_for(self, vocab_size: int) -> ModelConfig:
         """The network for a dataset's vocabulary."""

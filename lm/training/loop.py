@@ -31,11 +31,12 @@ from lm.data.prepare import load_split, split_characters
 from lm.errors import LMError
 from lm.evaluation.perplexity import evaluate
 from lm.models import rnn
+from lm.models.state import RecurrentState
 from lm.runtime import pick_device, pick_precision, reuse_freed_memory
 from lm.settings import fingerprint_params, resumable_names
 from lm.training import checkpoint as ckpt
 from lm.training import telemetry
-from lm.training.batching import Feeder, Schedule, batchify
+from lm.training.batching import BatchRamp, Feeder, Schedule, batchify
 from lm.training.config import TrainConfig
 from lm.training.distributed import Distributed
 from lm.training.optimization import (
@@ -69,6 +70,7 @@ def train(store: Store, dataset: Artifact, config: TrainConfig, name: str, resum
         device = torch.device("cuda", ranks.local_rank)
         torch.cuda.set_device(device)
     ranks.start(device)
+    run = None
     try:
         run = Run(store, dataset, config, name, device, ranks,
                   log if ranks.main else (lambda *_: None))
@@ -78,7 +80,17 @@ def train(store: Store, dataset: Artifact, config: TrainConfig, name: str, resum
         ref = run.write_model(params) if ranks.main else None
         return store.resolve(ranks.object_from_main(ref), "model"), False
     finally:
+        if run is not None:  # DDP holds the process group: it ends with the group, not
+            run.step_module = None  # whenever the collector finds the run (its threads too)
         ranks.stop()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (``taskset`` and cgroup CPU sets narrow them), not
+    every core of the machine, which ``os.cpu_count`` counts."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _pick_output_layer(config: TrainConfig, dataset: Artifact, log) -> TrainConfig:
@@ -119,11 +131,12 @@ class Run:
         config, device = self.config, self.device
         torch.manual_seed(config.seed)
         if device.type == "cpu":
-            # One thread per core by default. On a machine whose cores other programs keep
-            # busy, fewer threads (--threads 1) can be many times faster: OpenMP's threads wait
-            # for one another at every operation, and one of them is often descheduled.
+            # One thread per core this process may run on by default. On a machine whose
+            # cores other programs keep busy, fewer threads (--threads 1) can be many times
+            # faster: OpenMP's threads wait for one another at every operation, and one of
+            # them is often descheduled.
             torch.set_num_threads(config.threads
-                                  or max(1, (os.cpu_count() or 1) // self.ranks.world))
+                                  or max(1, usable_cores() // self.ranks.world))
             reuse_freed_memory()
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -148,11 +161,13 @@ class Run:
             self.valid_ids = load_split(self.dataset, "train")
         if config.eval_tokens:
             self.valid_ids = self.valid_ids[: config.eval_tokens]
+        self.ramp = (BatchRamp(config.batch_start, config.batch_size, config.batch_ramp,
+                               ranks.world) if config.batch_start else None)
         self.epoch_steps = self.schedule.total()
         self.total_steps = min(self.epoch_steps, config.max_steps or math.inf)
-        if config.max_tokens:  # every step reads batch_size × window-length targets
+        if config.max_tokens:  # every step reads rows × window-length targets
             self.total_steps = min(self.total_steps, self.schedule.steps_for_tokens(
-                config.max_tokens, config.batch_size))
+                config.max_tokens, self.ramp.rows if self.ramp else config.batch_size))
 
     # ------------------------------------------------------------------------ set-up
     def begin(self, resume: bool) -> None:
@@ -260,7 +275,9 @@ class Run:
         progress = (budget_progress(self.config, self.state, self.epoch_steps)
                     if self.lr.follows_budget else 0.0)
         self.lr.for_window(length, progress)
-        hidden = self.hidden.detach()
+        rows = self._rows_now()
+        inputs, targets = inputs[:rows], targets[:rows]
+        hidden = self.hidden.detach().map(lambda part: part[:, :rows])
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
                     if self.autocast_dtype else contextlib.nullcontext())
         with autocast:
@@ -272,8 +289,17 @@ class Run:
         self.optimizer.step()
         if self.averager:
             self.averager.update()
-        self.hidden = hidden.float() if self.autocast_dtype else hidden  # carry fp32 state
+        hidden = hidden.float() if self.autocast_dtype else hidden  # carry fp32 state
+        self.hidden = hidden if rows == self.rows_here else RecurrentState(tuple(
+            torch.cat([new, old[:, rows:]], 1) for new, old in zip(
+                hidden.parts, self.hidden.parts, strict=True)))  # rows not yet read wait
         return loss, targets.numel() * self.ranks.world
+
+    def _rows_now(self) -> int:
+        """This rank's rows for the next step: all of them, or fewer while the batch grows."""
+        if self.ramp is None:
+            return self.rows_here
+        return self.ramp.rows(self.state.train_tokens) // self.ranks.world
 
     def _report(self, meter: LossMeter, bar: ProgressBar) -> None:
         step = self.state.step

@@ -24,11 +24,15 @@ import torch
 from lm.training.config import TrainConfig
 from lm.training.state import TrainState
 
+ADAMS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr,
-                                weight_decay=config.weight_decay)
+    """Adam (weight decay as an L2 term), AdamW (decoupled) or SGD, with the config's rate."""
+    if config.optimizer in ADAMS:
+        return ADAMS[config.optimizer](model.parameters(), lr=config.lr,
+                                       betas=(0.9, config.beta2),
+                                       weight_decay=config.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 

@@ -53,3 +53,36 @@ def test_two_processes_learn_what_one_learns(tmp_path, word_corpus):
     # only rank 0 wrote: one model version, one checkpoint
     assert len(store.versions("model", "two")) == 1
     assert (tmp_path / "art" / "runs" / "two" / "checkpoint" / "state.json").is_file()
+    # the process group is gone once train() returns: no gloo thread runs on into the
+    # interpreter's shutdown (where one aborted the process now and then)
+    assert two["gloo_threads"] == []
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
+def test_a_collective_returns_once_gloo_has_let_go_of_its_tensors(tmp_path):
+    """gloo's worker drops its hold on a collective's tensors after the collective returns,
+    and needs the GIL for it; ``released`` waits for that, handing the GIL over by sleeping.
+    Here a thread stands in for the worker: it holds the tensor 0.2 s longer."""
+    import threading
+    import time
+
+    import torch.distributed as dist
+
+    from lm.training.distributed import released
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0,
+                            world_size=1)
+    try:
+        tensor, let_go = torch.ones(3), threading.Event()
+
+        def worker(held: torch.Tensor) -> None:
+            time.sleep(0.2)
+            let_go.set()
+            del held
+
+        with released(tensor):
+            dist.all_reduce(tensor)
+            threading.Thread(target=worker, args=(tensor,)).start()
+        assert let_go.is_set()
+    finally:
+        dist.destroy_process_group()

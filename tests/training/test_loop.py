@@ -104,7 +104,8 @@ def test_fingerprints_of_plain_settings_are_unchanged():
 
     later = {"softmax", "cutoffs", "precision", "compile", "impl", "threads", "locked_dropout",
              "dropout_input", "dropout_hidden", "dropout_embed", "weight_drop", "variable_bptt",
-             "ar", "tar", "asgd", "nonmono", "max_tokens", "schedule", "warmup"}
+             "ar", "tar", "asgd", "nonmono", "max_tokens", "schedule", "warmup",
+             "batch_start", "batch_ramp", "beta2"}
     params = fingerprint_params(_config(threads=None))
     assert not set(params) & later  # models trained before these flags still match
     assert set(params) == set(names(TrainConfig)) - later

@@ -28,6 +28,8 @@ SCENARIOS = {
     "asgd": dict(optimizer="sgd", lr=2.0, asgd=True, nonmono=1, eval_every=3),
     # The rate warms up over 4 steps, then follows a cosine to zero at step 40.
     "cosine": dict(optimizer="sgd", lr=2.0, schedule="cosine", warmup=0.1, eval_every=6),
+    # The batch grows from 1 to 4 rows over the first 600 tokens: still growing at the cut.
+    "grow": dict(batch_start=1, batch_ramp=600, eval_every=5),
 }
 CUT = 19
 TIMING = {"train_seconds", "elapsed_seconds", "resumed_at"}
