@@ -23,6 +23,7 @@ from lm.generation.request import SampleRequest
 from lm.generation.vocab import TokenClasses
 from lm.serve import errors
 from lm.serve.annotate import annotate, finite
+from lm.serve.cells import cells_router
 from lm.serve.config import ServeConfig
 from lm.serve.gate import Gate
 from lm.serve.schemas import sample_body, score_body
@@ -106,6 +107,7 @@ def create_app(store: Store, model: str, config: ServeConfig | None = None) -> F
                   description=f"Sampling and scoring with {bench.served[0].artifact.ref}.")
     errors.install(app, config.limit_body)
     _routes(app, bench, gate, config)
+    app.include_router(cells_router(config))
     app.state.workbench, app.state.gate = bench, gate
     return app
 
