@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lm.tokenization import EOS, UNK
+from lm.tokenization import EOS
 
 LINE_ENDS = frozenset("\n，。")
 OPENERS = dict(zip("([{（《「『“‘", ")]}）》」』”’", strict=True))
@@ -82,7 +82,7 @@ register(Feature("doc_position", "position in the document", False,
 
 
 def _ends_line(piece: str) -> bool:
-    return piece == EOS or (piece != UNK and piece[-1:] in LINE_ENDS)
+    return piece == EOS or piece[-1:] in LINE_ENDS
 
 
 class _Brackets:
@@ -93,9 +93,7 @@ class _Brackets:
         self.quoted = False
 
     def read(self, piece: str) -> bool:
-        if piece in (EOS, UNK):
-            return self.inside
-        for ch in piece:
+        for ch in piece:  # <eos> and <unk> hold no bracket
             if ch in OPENERS:
                 self.stack.append(OPENERS[ch])
             elif ch in CLOSERS and ch in self.stack:  # a stray closer changes nothing

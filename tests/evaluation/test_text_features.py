@@ -70,3 +70,13 @@ def test_a_subset_of_features_can_be_asked_for():
 def test_every_feature_is_binary_exactly_when_it_says_so(name):
     values = text_features(QUATRAIN + '\n"(引)"')[name]
     assert FEATURES[name].binary == (set(np.unique(values)) <= {0.0, 1.0})
+
+
+def test_a_document_that_starts_with_a_newline_does_not_join_the_last_line_before_it():
+    f = features(["a", "<eos>", "\n", "b"])
+    assert ints(f["chars_left"]) == [1, 0, 0, 0]
+    assert ints(f["line_index"]) == [0, 0, 0, 1]
+
+
+def test_a_closer_closes_its_opener_and_whatever_opened_after_it():
+    assert ints(text_features("([)x")["in_brackets"]) == [1, 1, 0, 0]
