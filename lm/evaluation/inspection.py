@@ -21,7 +21,7 @@ import numpy as np
 from lm.artifacts import Artifact, Store, write_json
 from lm.errors import LMError
 from lm.evaluation.cells import Recording, best_units, record
-from lm.evaluation.probe import probe
+from lm.evaluation.probe import probes
 from lm.evaluation.text_features import FEATURES, features
 from lm.models.rnn import RNNLM
 from lm.settings import check_settings, setting
@@ -117,6 +117,10 @@ def rank_features(seen: Observed, top: int, held: Observed | None = None,
                   with_probe: bool = False) -> dict[str, dict[str, Any]]:
     """``{NAME: {"best": [...], "probe": ...}}`` for every feature; a feature constant on the
     recorded text has no best unit and no probe."""
+    fitted: dict[str, Any] = dict.fromkeys(seen.features)
+    if with_probe and held is not None:
+        fitted = probes(seen.recording.values, seen.features, held.recording.values,
+                        held.features, {name: FEATURES[name].binary for name in seen.features})
     ranked = {}
     for name, values in seen.features.items():
         if np.ptp(values) == 0:
@@ -124,11 +128,7 @@ def rank_features(seen: Observed, top: int, held: Observed | None = None,
             continue
         other = held.features[name] if held else None
         best = best_units(seen.recording, values, top, held and held.recording, other)
-        fitted = None
-        if with_probe and held is not None:
-            fitted = probe(seen.recording.values, values, held.recording.values, other,
-                           FEATURES[name].binary)
-        ranked[name] = {"best": best, "probe": fitted}
+        ranked[name] = {"best": best, "probe": fitted[name]}
     return ranked
 
 
