@@ -101,17 +101,18 @@ class Cells:
 
         if (body.unit is None) == (body.feature is None):
             raise LMError("give a unit (LAYER:PART:INDEX) or a feature, one of the two")
-        loaded, unit, best = self.model(bench, body.model), body.unit, None
+        loaded, unit, best, found_on = self.model(bench, body.model), body.unit, None, None
         if body.feature is not None:
-            ranked = self.find(bench, body.model, 1)["features"][body.feature]["best"]
+            found = self.find(bench, body.model, 1)
+            ranked = found["features"][body.feature]["best"]
             if not ranked:
                 raise LMError(f"{body.feature} takes one value all over the valid split, so "
                               "no unit tracks it: pick another feature or a unit")
-            best = ranked[0]
+            best, found_on = ranked[0], {"split": found["split"], "tokens": found["tokens"]}
             unit = best["unit"]
         tinted = tint(loaded.model, loaded.tokenizer, body.text, unit)
         return finite({"model": loaded.artifact.ref, "feature": body.feature, "best": best,
-                       **tinted.to_json()})
+                       "found_on": found_on, **tinted.to_json()})
 
 
 def cells_router(config: ServeConfig) -> APIRouter:

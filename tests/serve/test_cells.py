@@ -56,6 +56,7 @@ def test_a_text_is_tinted_by_a_unit_as_lm_inspect_tints_it(client, loaded):
     data = answer.json()
     expected = tint(loaded.model, loaded.tokenizer, POEM, "1:c:5").to_json()
     assert data["unit"] == "1:c:5" and data["feature"] is None and data["best"] is None
+    assert data["found_on"] is None
     assert [t["value"] for t in data["tokens"]] == pytest.approx(
         [t["value"] for t in expected["tokens"]], abs=1e-6)
     assert [(t["start"], t["end"]) for t in data["tokens"]] == \
@@ -64,8 +65,10 @@ def test_a_text_is_tinted_by_a_unit_as_lm_inspect_tints_it(client, loaded):
 
 def test_a_feature_tints_by_its_best_unit(client):
     best = client.post("/cells/find", json={"top": 1}).json()["features"]["line_parity"]
+    found = client.post("/cells/find", json={"top": 1}).json()
     data = client.post("/cells/tint", json={"text": POEM, "feature": "line_parity"}).json()
     assert data["unit"] == best["best"][0]["unit"] and data["best"] == best["best"][0]
+    assert data["found_on"] == {"split": "valid", "tokens": found["tokens"]}
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "detail"), [
