@@ -30,9 +30,11 @@ def _probe_text(item: dict[str, Any]) -> str:
     fitted = item["probe"]
     if fitted is None:
         return "-"
-    metric = "acc." if fitted["metric"] == "accuracy" else "R²"
-    return (f"{metric} {_fmt(fitted['held_out'], fitted['metric'])} (baseline "
-            f"{_fmt(fitted['baseline'], fitted['metric'])})")
+    if fitted["metric"] != "accuracy":  # R²: the baseline that reads nothing scores 0
+        return f"R² {_fmt(fitted['held_out'])}"
+    capped = "" if fitted.get("converged", True) else ", not converged"
+    return (f"acc. {_fmt(fitted['held_out'], 'accuracy')} (baseline "
+            f"{_fmt(fitted['baseline'], 'accuracy')}{capped})")
 
 
 def print_find(result: dict[str, Any]) -> None:

@@ -23,7 +23,9 @@ def test_find_prints_the_best_units_and_json_gives_the_issue_s_shape(inspect, tm
     assert f"wrote {plot}" in lines  # a path is never wrapped, at any width
     assert any(line.startswith("model:counter@v1: 4 units on valid (") for line in lines)
     row = next(line for line in lines if "line_position" in line)
-    assert "0:h:0" in row and "+1.000" in row and "R² 1.000 (baseline 0.000)" in row
+    assert "0:h:0" in row and "+1.000" in row and "R² 1.000" in row
+    parity = next(line for line in lines if "line_parity" in line)
+    assert "acc. " in parity and "% (baseline " in parity
     data = json.loads(inspect("counter", "--find", "--json", "--top", "1", "--plot",
                               plot).out)
     best = data["features"]["line_position"]["best"]
@@ -83,3 +85,15 @@ def test_text_is_tinted_by_a_unit_or_by_a_feature_s_best_unit(inspect, tmp_path)
 ])
 def test_mistakes_get_one_line_and_exit_2(inspect, args, message):
     assert_clean_error(inspect(*args), message)
+
+
+def test_a_probe_is_shown_with_its_baseline_and_whether_it_converged():
+    from lm.evaluation.cells_command import _probe_text
+
+    logistic = {"metric": "accuracy", "held_out": 0.9712, "baseline": 0.5, "converged": False}
+    assert _probe_text({"probe": logistic}) == "acc. 97.1% (baseline 50.0%, not converged)"
+    assert _probe_text({"probe": {**logistic, "converged": True}}) == \
+        "acc. 97.1% (baseline 50.0%)"
+    assert _probe_text({"probe": {"metric": "r2", "held_out": -0.0312, "baseline": 0.0}}) == \
+        "R² -0.031"
+    assert _probe_text({"probe": None}) == "-"
