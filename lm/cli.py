@@ -20,6 +20,7 @@ from lm.cli_common import err, out, print_table, state, store
 from lm.data.command import prepare
 from lm.diagnose import diagnose
 from lm.errors import LMError
+from lm.evaluation.cells_command import inspect
 from lm.evaluation.command import compare, perplexity
 from lm.generation.command import sample
 from lm.models.export_command import export
@@ -43,6 +44,7 @@ app.command()(ngram)
 app.command()(compare)
 app.command()(serve)
 app.command()(diagnose)
+app.command()(inspect)
 app.command()(export)
 
 

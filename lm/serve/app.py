@@ -26,6 +26,7 @@ from lm.generation.request import SampleRequest
 from lm.generation.verse.registry import form_pattern, list_forms
 from lm.serve import errors
 from lm.serve.annotate import annotate, finite
+from lm.serve.cells import cells_router
 from lm.serve.config import ServeConfig
 from lm.serve.gate import Gate
 from lm.serve.schemas import (
@@ -149,6 +150,7 @@ def create_app(store: Store, model: str, config: ServeConfig | None = None) -> F
                   description=f"Sampling and scoring with {bench.decoders[0].artifact.ref}.")
     errors.install(app, config.limit_body, bench.pattern_rules())
     _routes(app, bench, gate, config)
+    app.include_router(cells_router(config))
     app.state.workbench, app.state.gate, app.state.stopping = bench, gate, stopping
     return app
 

@@ -96,3 +96,47 @@ def test_locked_characters_stay_where_they_are_when_a_poem_is_regenerated(page):
     again = page.locator(".poem").get_attribute("data-text")
     assert len(again) == len(first)
     assert all(again[i] == ch for i, ch in locked.items()), (first, again, locked)
+
+
+POEM = "春風山水月，花雨白雲天。\n月水山風天，雨花春白雲。"
+
+
+def test_the_cells_tab_tints_a_text_by_a_features_best_unit(page, tmp_path):
+    page.click("#tab-cells")
+    page.wait_for_selector("#cells-feature option[value=line_position]", state="attached")
+    page.select_option("#cells-feature", "line_position")
+    page.fill("#cells-text", POEM)
+    page.click("#cells-tint")
+    page.wait_for_selector("#cells-best tr.pick")
+    spans = page.locator("#cells-output .cch")
+    assert spans.count() == len(POEM) - POEM.count("\n")
+    assert spans.evaluate_all("s => s.filter(x => x.style.background !== '').length") == \
+        spans.count()
+    found = page.evaluate("""async () => (await (await fetch('/cells/find', {method: 'POST',
+        headers: {'content-type': 'application/json'}, body: '{"top": 5}'})).json())""")
+    best = found["features"]["line_position"]["best"]
+    assert page.input_value("#cells-unit") == best[0]["unit"]
+    assert f"unit {best[0]['unit']}" in page.inner_text("#cells-info")
+    assert page.locator("#cells-best tr.pick td:first-child").all_inner_texts() == \
+        [b["unit"] for b in best]
+    page.screenshot(path=str(tmp_path / "cells.png"), full_page=True)
+
+    page.locator("#cells-best tr.pick").nth(1).click()  # the runner-up, as a unit of my own
+    page.wait_for_function(f"document.querySelector('#cells-info').textContent"
+                           f".includes('unit {best[1]['unit']} ')")
+    assert page.input_value("#cells-feature") == ""
+    shown = [float(t.split()[-1]) for t in spans.evaluate_all("s => s.map(x => x.title)")]
+    tinted = page.evaluate("""async (unit) => (await (await fetch('/cells/tint', {method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({text: document.querySelector('#cells-text').value, unit})})).json())
+        """, best[1]["unit"])
+    values = [t["value"] for t in tinted["tokens"] if POEM[t["start"]] != "\n"]
+    assert len(shown) == len(values)
+    assert all(abs(a - b) <= 5e-4 for a, b in zip(shown, values, strict=True))  # toFixed(3)
+
+    page.click("#cells-generate")
+    page.wait_for_function(f"document.querySelector('#cells-text').value !== {POEM!r}")
+    page.wait_for_selector("#cells-tint:not([disabled])")
+    generated = page.input_value("#cells-text")
+    assert page.locator("#cells-output .cch").count() == len(generated) - generated.count("\n")
+    assert page.inner_text("#cells-error") == ""
