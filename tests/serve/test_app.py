@@ -146,3 +146,12 @@ def test_an_n_gram_alone_is_served_and_scores(poem_store):
         scored = client.post("/score", json={"texts": ["春風山水月"], "per_token": False}).json()
     assert described["model"]["ref"] == NGRAM and described["mix"] == []
     assert scored["model"] == NGRAM and scored["results"][0]["per_token"] is None
+
+
+def test_without_an_n_gram_a_null_mix_is_plain_sampling(poem_store):
+    """The schema allows ``"mix": null``; it used to be a 500 when no n-gram was served."""
+    with TestClient(create_app(Store(poem_store), "p")) as client:
+        plain = client.post("/sample", json={"seed": 2, "num": 1, "max_tokens": 8})
+        null = client.post("/sample", json={"seed": 2, "num": 1, "max_tokens": 8, "mix": None})
+    assert null.status_code == 200, null.text
+    assert null.json()["samples"] == plain.json()["samples"] and null.json()["weight"] is None

@@ -101,6 +101,14 @@ def test_rules_between_fields_are_checked_and_published(body, schema):
     assert len(schema["allOf"]) == len(SampleRequest.BETWEEN)
 
 
+def test_nothing_to_mix_with_leaves_only_null():
+    alone = sample_body(LIMITS, Served(MODELS, [], "wujue"))
+    assert alone.model_validate({"mix": None}).mix is None
+    assert "enum" not in str(alone.model_json_schema()["properties"]["mix"])
+    with pytest.raises(ValidationError):
+        alone.model_validate({"mix": "g"})
+
+
 def test_score_body_bounds_the_texts_and_their_length():
     body = score_body(LIMITS, Served(MODELS, [], "wujue"))
     properties = body.model_json_schema()["properties"]
