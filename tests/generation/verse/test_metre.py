@@ -40,6 +40,7 @@ from lm.generation.verse.metre import (
     check_poem_layout,
     meter_patterns,
     strict_positions,
+    token_tones,
     tone_marks,
 )
 from lm.generation.verse.pingshui import checker
@@ -442,9 +443,9 @@ def test_rhymes_after_counts_the_rhyme_positions_still_to_come():
     assert [by_period.rhymes_after(line, 0) for line in range(4)] == [2, 1, 1, 0]
     level = EndRhymes(ends_with_period=(False, True, False, True), grouped=False)
     assert level.rhymes_after(0, 0) == 0  # level tone alone rhymes nothing
-    lettered = EndRhymes(letters=(0, 1, 0, 1, 0))
-    assert [lettered.rhymes_after(0, letter) for letter in (0, 1)] == [2, 2]
-    assert [lettered.rhymes_after(2, letter) for letter in (0, 1)] == [1, 1]
+    lettered = EndRhymes(letters=(0, 0, None, 0, 1))
+    assert [lettered.rhymes_after(0, letter) for letter in (0, 1)] == [2, 1]
+    assert [lettered.rhymes_after(3, letter) for letter in (0, 1)] == [0, 1]
 
 
 def test_a_rhyme_leaves_out_used_characters_small_groups_and_fixed_echoes():
@@ -480,6 +481,35 @@ def test_a_distinct_rule_counts_the_rhymes_used_and_to_come():
     assert _chars(classes, rule.mask(rule.key(state, 3, 4, 5))) == "寒"  # 看 is used
 
 
+def test_a_distinct_rule_over_lettered_rhymes_counts_only_its_own_letter():
+    classes, rule = _rule([EndRhymes(letters=(0, 1, 0, 1))], letter_tones=("仄", "平"),
+                          distinct=True)
+    assert rule.key(rule.start, 0, 0, 1) == {_rhyme("仄", after=1)}
+    assert rule.key(rule.start, 1, 0, 1) == {_rhyme("平", after=1)}
+
+
+def test_fixed_ends_that_share_a_reading_are_refused_in_simplified_text_too():
+    """卷 (捲 仄 十六銑; 卷 also 平 一先) fixed to close unrhymed line 1, 干 (乾 平 一先 十四寒)
+    to close rhymed line 2: they rhyme by 一先, which neither keeps in every form."""
+    classes = TokenClasses.from_tokens(["<unk>", "<eos>", "，", "。", "\n", *"卷干"], "char")
+    rule = ToneRule(TokenTones(classes, simplified=True), [OBLIQUE_START], [LEVEL])
+    roll, dry = classes.index["卷"], classes.index["干"]
+    assert rule.fix([(1, 4, 5, dry, "--template")])  # either alone fits
+    assert rule.fix([(0, 4, 5, roll, "--template")])
+    with pytest.raises(LMError) as both:
+        rule.fix([(0, 4, 5, roll, "--template"), (1, 4, 5, dry, "--template")])
+    assert str(both.value) == ("--template fits no pattern of --meter: 仄起首句不入韵 needs "
+                               "another tone than '卷' at line 1, position 5: change that "
+                               "character or drop the stricter rules")
+
+
+def test_the_tone_table_reads_a_simplified_vocabulary_through_its_traditional_forms():
+    draft = _draft(["<unk>", "<eos>", "，", "。", *"发风云东"])
+    tones = token_tones(draft)
+    assert draft.lexicon.simplified and bool(tones.known[draft.classes.index["发"]])
+    assert token_tones(draft) is tones  # built once per model
+
+
 def _fill(rule, state, line, text):
     for pos, char in enumerate(text):
         state = rule.advance(state, line, pos, len(text), rule.tones.tokens.index(char))
@@ -510,12 +540,12 @@ def test_an_unrhymed_line_never_ends_on_a_character_that_rhymes_with_the_rhymes(
 
 def test_rhymes_narrow_to_the_groups_every_rhyme_so_far_shares():
     classes, rule = _rule([EndRhymes(letters=(0, 0, 0))])
-    state = rule.advance(rule.start, 0, 0, 1, classes.index["涯"])
-    assert [*state] == [Entry(0, ({"九佳", "四支", "六麻"},), {"九佳", "四支", "六麻"},
-                              {(0, classes.index["涯"])})]
-    state = rule.advance(state, 1, 0, 1, classes.index["蛇"])
+    state = rule.advance(rule.start, 0, 0, 1, classes.index["蛇"])
+    assert [*state] == [Entry(0, ({"四支", "六麻"},), {"四支", "六麻"},
+                              {(0, classes.index["蛇"])})]
+    state = rule.advance(state, 1, 0, 1, classes.index["涯"])  # 九佳 is not shared
     assert [*state] == [Entry(0, ({"四支", "六麻"},), {"九佳", "四支", "六麻"},
-                              {(0, classes.index["涯"]), (1, classes.index["蛇"])})]
+                              {(0, classes.index["蛇"]), (1, classes.index["涯"])})]
     assert _chars(classes, rule.mask(rule.key(state, 2, 0, 1))) == "涯家蛇思"
 
 
@@ -615,10 +645,11 @@ def test_pingshui_rules_need_the_poem_layout_and_its_marks():
     assert str(rhyme.value) == ("--level-tone needs a char-level Chinese model whose vocabulary "
                                 "has ， and 。: sample this one without it")
     draft = _draft()
-    draft.form = Form(frozenset({3}), lengths=(2, 2, 2), spec="ci:x", marks=("，", "；", "。"))
+    draft.form = Form(frozenset({4}), lengths=(2, 2, 2, 2), spec="ci:x",
+                      marks=("，", "；", "：", "。"))
     with pytest.raises(LMError) as marks:
         check_poem_layout(draft, "--x")
-    assert str(marks.value) == ("--form ci:x: the model's vocabulary lacks '；': use a model "
+    assert str(marks.value) == ("--form ci:x: the model's vocabulary lacks '；：': use a model "
                                 "of that corpus")
     check_poem_layout(_draft(form="wujue"), "--x")  # ， and 。 are there
 
