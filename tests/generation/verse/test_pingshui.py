@@ -101,4 +101,15 @@ def test_every_traditional_form_of_a_simplified_character():
     assert traditional_forms("发", True) == {"發", "髮"}
     assert traditional_forms("里", True) == {"里", "裏", "裡"}
     assert traditional_forms("發", False) == {"發"}
+    assert traditional_forms("山", True) == {"山"}  # written the same in both scripts
     assert in_book_script("发", True) == "發" and in_book_script("发", False) == "发"
+
+
+def test_the_book_is_read_from_the_library_table_without_its_stray_letters():
+    book.cache_clear()  # built here, from the library's table, not reused from another test
+    source = book()
+    table = checker().rhyme_checker.rhyme_dict
+    strays = [c for c in table if c.isascii()]
+    assert strays and not any(source.knows(c) or c in source.groups for c in strays)
+    assert len(source.groups) == len(table) - len(strays)
+    assert source.groups["看"] == {"平": {"十四寒"}, "仄": {"十五翰"}}
