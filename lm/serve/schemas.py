@@ -71,6 +71,7 @@ def _whole(bounds: dict[str, Any]) -> Any:
 def _kind(f: Field, kind: Any, served: Served, bounds: dict[str, Any]) -> Any:
     """The field's type: choices become a Literal, and what the server serves narrows some."""
     if f.name in served.choices:
+        bounds.clear()  # the served names are the whole rule (none served: only null)
         return served.literal(f.name)
     if kind in (int, int | None):
         return _whole(bounds) if kind is int else _whole(bounds) | None

@@ -1,9 +1,12 @@
 """`lm export`: the ONNX decoding step agrees with PyTorch, and its files are all-or-nothing."""
 
+import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnxruntime as ort
@@ -11,8 +14,17 @@ import pytest
 import torch
 from tests_support import assert_clean_error
 
+from lm.errors import LMError
 from lm.models import rnn
-from lm.models.export import export_graph, state_names
+from lm.models.export import (
+    ExportResult,
+    _check_target,
+    export_graph,
+    export_model,
+    max_difference,
+    sidecar,
+    state_names,
+)
 
 STEPS = 50
 CONFIGS = {
@@ -173,3 +185,121 @@ def test_bad_exports_are_one_line_and_leave_nothing(lm, tmp_path, monkeypatch):
     result = lm("export", "p", "--onnx", out / "p.onnx")
     assert_clean_error(result, "cannot export model:p@v1 to ONNX (RuntimeError: Unsupported")
     assert list(out.iterdir()) == []
+
+
+def test_a_cell_with_more_state_parts_names_them_in_order():
+    cell = SimpleNamespace(spec=SimpleNamespace(state_parts=3),
+                           config=SimpleNamespace(per_layer=False, layers=2))
+    assert state_names(cell) == ["h", "c", "s2"]
+    cell.config.per_layer = True
+    assert state_names(cell) == ["h_l0", "c_l0", "s2_l0", "h_l1", "c_l1", "s2_l1"]
+
+
+def _perturbed(model: rnn.RNNLM) -> rnn.RNNLM:
+    """The same network with every weight moved: another model of the same shape."""
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for parameter in twin.parameters():
+            parameter.add_(0.5)
+    return twin.eval()
+
+
+def test_max_difference_compares_log_probs_step_by_step_with_the_state_fed_back(tmp_path):
+    model = _model(cell="lstm")
+    path = tmp_path / "m.onnx"
+    export_graph(model, path)
+    tokens = [[1, 1, 1], [7, 3, 39], [2, 5, 11], [0, 8, 20]]
+    assert max_difference(model, path, tokens) <= 1e-4
+    assert max_difference(_perturbed(model), path, tokens) > 0.1
+    # the reference is the model's own forward pass (see _torch_decode), fed back its state
+    fed = [np.array(batch) for batch in tokens]
+    got = _onnx_decode(path, model, fed)
+    hidden, worst = model.init_hidden(3), 0.0
+    with torch.no_grad():
+        for batch, out in zip(tokens, got, strict=True):
+            scores, hidden = model(torch.tensor(batch)[:, None], hidden)
+            want = torch.log_softmax(scores[:, 0], dim=-1).numpy()
+            worst = max(worst, float(np.abs(out - want).max()))
+    assert max_difference(model, path, tokens) == pytest.approx(worst, abs=1e-6)
+
+
+def test_a_sidecar_says_everything_a_runtime_needs(tmp_path, store_dir):
+    from lm.artifacts import Store
+
+    artifact = Store(store_dir).resolve("p", "model")
+    (tmp_path / "out").mkdir()
+    result = export_model(Store(store_dir), "p", tmp_path / "out" / "p.onnx")
+    out = tmp_path / "out"
+    assert result == ExportResult(out / "p.onnx", out / "tokenizer.json", out / "p.onnx.json",
+                                  result.max_difference)
+    assert 0 <= result.max_difference <= 1e-4
+    meta = json.loads(result.sidecar.read_text())
+    vocab = meta["vocab_size"]
+    state = [2, "batch", 16]  # a two-layer GRU of 16 units
+    assert meta == {
+        "format": "lm-onnx-step/1", "model": "model:p@v1",
+        "content_hash": artifact.content_hash, "onnx": "p.onnx", "tokenizer": "tokenizer.json",
+        "level": "char", "vocab_size": vocab, "cell": "gru", "softmax": "full", "opset": 17,
+        "inputs": [{"name": "tokens", "dtype": "int64", "shape": ["batch"]},
+                   {"name": "h", "dtype": "float32", "shape": state}],
+        "outputs": [{"name": "log_probs", "dtype": "float32", "shape": ["batch", vocab]},
+                    {"name": "h_out", "dtype": "float32", "shape": state}],
+        "state": [{"input": "h", "output": "h_out", "shape": state, "initial": "zeros"}],
+        "special_tokens": {"<unk>": 0, "<eos>": 1},
+        "start": {"token": 1, "state": "zeros",
+                  "how": "feed <eos> (1) with zero state, as `lm sample` does: every training "
+                         "document follows an <eos>"},
+        "stop": {"token": 1, "how": "a sample ends when it draws <eos>"},
+        "parity_max_abs_difference": result.max_difference,
+    }
+    assert vocab == len(json.loads(result.tokenizer.read_text())["model"]["vocab"])
+    old = SimpleNamespace(ref="model:old@v1", content_hash="0" * 64, manifest={})
+    assert sidecar(old, rnn.load(artifact.path), out / "p.onnx", 0.0)["level"] == "char"
+
+
+def test_an_export_that_disagrees_with_pytorch_is_refused_and_leaves_nothing(
+        lm, tmp_path, monkeypatch):
+    """The parity check is what stands between a wrong graph and the user."""
+    import lm.models.export as export
+
+    real = export.export_graph
+    monkeypatch.setattr(export, "export_graph", lambda model, path: real(_perturbed(model), path))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = lm("export", "p", "--onnx", out / "p.onnx")
+    assert_clean_error(result, "the ONNX export of model:p@v1 disagrees with PyTorch")
+    assert re.fullmatch(r"error: the ONNX export of model:p@v1 disagrees with PyTorch \(max "
+                        r"log-prob difference \d\.\d\de[+-]\d\d\); nothing was written",
+                        result.err.strip())
+    assert list(out.iterdir()) == []
+
+
+def test_a_failing_exporter_is_told_in_its_first_line(lm, tmp_path, monkeypatch):
+    messages = iter(["x" * 300 + "\nmore", ""])
+
+    def broken(model, path):
+        raise RuntimeError(next(messages))
+
+    monkeypatch.setattr("lm.models.export.export_graph", broken)
+    long = lm("export", "p", "--onnx", tmp_path / "p.onnx")
+    assert long.err.strip() == ("error: cannot export model:p@v1 to ONNX (RuntimeError: "
+                                + "x" * 200 + "); export a model with a supported layer")
+    empty = lm("export", "p", "--onnx", tmp_path / "p.onnx")
+    assert empty.err.strip() == ("error: cannot export model:p@v1 to ONNX (RuntimeError: "
+                                 "RuntimeError); export a model with a supported layer")
+
+
+def test_the_target_must_be_an_onnx_file_in_a_folder_that_exists(tmp_path):
+    for target, message in [
+        (tmp_path / "p.txt", "must end in .onnx (the sidecar and tokenizer.json are written "
+                             "beside it)"),
+        (tmp_path / "dir.onnx", f"is a folder: give a file name such as {tmp_path}/dir.onnx/"
+                                "model.onnx"),
+        (tmp_path / "none" / "p.onnx", f": the folder {tmp_path}/none does not exist; create it "
+                                       "first"),
+    ]:
+        (tmp_path / "dir.onnx").mkdir(exist_ok=True)
+        with pytest.raises(LMError) as refused:
+            _check_target(target)
+        assert str(refused.value) == f"--onnx {target} {message}".replace(" :", ":")
+    _check_target(tmp_path / "p.onnx")

@@ -14,8 +14,10 @@ import time
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from lm.artifacts import Store
+from lm.serve import server as server_module
 from lm.serve.app import create_app
 from lm.serve.config import ServeConfig
 from lm.serve.server import running
@@ -109,3 +111,30 @@ def test_sigterm_stops_lm_serve_within_five_seconds_mid_generation(poem_store, t
     response, _ = answers["long"]
     assert response.status_code == 503
     assert response.json()["detail"].startswith("the server is shutting down")
+
+
+def _bare_app() -> FastAPI:
+    app = FastAPI()
+    app.state.stopping = threading.Event()
+    return app
+
+
+def test_a_signal_tells_the_model_work_to_stop_and_a_second_ctrl_c_forces_the_exit():
+    app = _bare_app()
+    stopping = server_module._server(app, "127.0.0.1", 0, "warning")
+    stopping.handle_exit(signal.SIGINT, None)
+    assert app.state.stopping.is_set() and stopping.should_exit and not stopping.force_exit
+    stopping.handle_exit(signal.SIGINT, None)
+    assert stopping.force_exit  # as uvicorn does: Ctrl-C twice ends it at once
+
+
+def test_the_server_is_one_worker_with_a_short_grace(monkeypatch):
+    app, started = _bare_app(), []
+    monkeypatch.setattr(server_module.StoppingServer, "run", lambda self: started.append(self))
+    server_module.serve_forever(app, "0.0.0.0", 9001)
+    (served,) = started
+    config = served.config
+    assert (config.app, config.host, config.port, config.log_level) == (app, "0.0.0.0", 9001,
+                                                                        "info")
+    assert config.workers == 1 and config.timeout_graceful_shutdown == 3
+    assert served.stopping is app.state.stopping

@@ -25,13 +25,22 @@ from lm.generation.decoding.beam import beam_search
 from lm.generation.decoding.processors import FormMask
 from lm.generation.decoding.sampling import generate
 from lm.generation.verse.constraint import FormConstraint
-from lm.generation.verse.forms import parse_form, with_acrostic
+from lm.generation.verse.draft import Draft
+from lm.generation.verse.forms import Form, parse_form, with_acrostic
+from lm.generation.verse.lexicon import Lexicon
 from lm.generation.verse.metre import (
     LEVEL,
+    EndRhymes,
+    Entry,
+    MeterPattern,
+    Metre,
+    PingshuiRhymes,
     TokenTones,
     ToneRule,
+    check_poem_layout,
     meter_patterns,
     strict_positions,
+    token_tones,
     tone_marks,
 )
 from lm.generation.verse.pingshui import checker
@@ -277,3 +286,404 @@ def test_fixed_characters_narrow_the_patterns_and_keep_later_rhymes_apart():
     with pytest.raises(LMError, match=r"^--template fits no pattern of --meter: .*'岸' at "
                                       r"line 1, position 5"):
         rule.fix([(0, 4, 5, ids["岸"], "--template"), (1, 4, 5, ids["看"], "--template")])
+
+
+# ---------------------------------------------------------------- the rule, slot by slot
+# Every character's readings in the Pingshui book, written out by hand:
+#   山 平 十五刪 · 間 平 十五刪 / 仄 十六諫 · 看 平 十四寒 / 仄 十五翰 · 寒 平 十四寒
+#   岸 仄 十五翰 · 水 仄 四紙 · 月 仄 六月 · 涯 平 九佳 四支 六麻 · 家 平 六麻
+#   蛇 平 四支 六麻 · 思 平 四支 / 仄 四寘
+# "a" is no character of the book and 春風 no single character: both unknown.
+RULE_TOKENS = ["<unk>", "<eos>", "，", "。", "\n", "a", "春風", *"山間看寒岸水月涯家蛇思"]
+# 仄起首句不入韵 of a wujue, as any textbook prints it
+OBLIQUE_START = MeterPattern("仄起首句不入韵", ("仄仄平平仄", "平平仄仄平", "平平平仄仄",
+                                         "仄仄仄平平"))
+
+
+def _classes(tokens=RULE_TOKENS):
+    return TokenClasses.from_tokens(tokens, "char")
+
+
+def _chars(classes, mask):
+    return "".join(classes.tokens[i] for i in torch.nonzero(mask).view(-1).tolist())
+
+
+def _rule(patterns=(OBLIQUE_START,), letter_tones=(LEVEL,), distinct=False):
+    classes = _classes()
+    return classes, ToneRule(TokenTones(classes), patterns, letter_tones, distinct=distinct)
+
+
+def _rhyme(tone, groups=None, used=(), after=0, avoid=()):
+    """A rhyme slot as the rule resolves it: its tone, the groups still shared (None: any),
+    the rhyme characters used, the rhymes still to come and the categories to avoid."""
+    groups = frozenset(groups) if groups is not None else None
+    return ("rhyme", tone, groups, frozenset(used), after, frozenset(avoid))
+
+
+def test_token_tones_read_every_character_as_the_book_lists_it():
+    classes = _classes()
+    tones = TokenTones(classes)
+    ids = classes.index
+    assert _chars(classes, tones.level) == "山間看寒涯家蛇思"
+    assert _chars(classes, tones.oblique) == "間看岸水月思"
+    assert _chars(classes, tones.known) == "山間看寒岸水月涯家蛇思"  # not a, not 春風
+    assert _chars(classes, tones.pure_oblique) == "岸水月"
+    assert _chars(classes, tones.rhymable["平"]) == "山間看寒涯家蛇思"
+    assert _chars(classes, tones.rhymable["仄"]) == "間看岸水月思"
+    assert tones.groups[ids["涯"]] == {"平": {"九佳", "四支", "六麻"}}
+    assert tones.groups[ids["看"]] == {"平": {"十四寒"}, "仄": {"十五翰"}}
+    assert ids["a"] not in tones.groups and ids["春風"] not in tones.groups
+    assert tones.categories[ids["間"]] == {"十五刪", "十六諫"}
+    assert _chars(classes, tones.group_masks[("平", "六麻")]) == "涯家蛇"
+    assert _chars(classes, tones.group_masks[("仄", "十五翰")]) == "看岸"
+    assert _chars(classes, tones.category_masks["四支"]) == "涯蛇思"
+    assert _chars(classes, tones.category_masks["四紙"]) == "水"
+    assert set(tones.category_masks) == {"十五刪", "十六諫", "十四寒", "十五翰", "四紙", "六月",
+                                         "九佳", "四支", "六麻", "四寘"}
+    assert tones.tokens is classes.tokens
+
+
+def test_a_simplified_character_keeps_what_all_its_traditional_forms_share():
+    # 干 may stand for 干 (平 十四寒), 幹 and 榦 (平 十四寒 / 仄 十五翰) or 乾 (平 一先 十四寒):
+    # every form is level, not every one oblique, and only 十四寒 is shared
+    classes = _classes(["<unk>", "<eos>", "，", "。", *"干发"])
+    tones = TokenTones(classes, simplified=True)
+    dry, hair = classes.index["干"], classes.index["发"]
+    assert bool(tones.level[dry]) and not bool(tones.oblique[dry])
+    assert tones.groups[dry] == {"平": {"十四寒"}}
+    assert tones.categories[dry] == {"十四寒", "一先", "十五翰"}
+    assert tones.groups[hair] == {"仄": {"六月"}}  # 發 and 髮 are both 六月
+    # read as traditional text (the default), 发 is no character of the book
+    assert not bool(TokenTones(classes).known[hair])
+
+
+def test_a_pattern_asks_each_slot_for_its_tone_or_its_rhyme():
+    tone, rhymed, unrhymed = ("tone", "仄"), ("rhyme", 0), ("unrhymed",)
+    level = ("tone", "平")
+    assert [OBLIQUE_START.requirement(0, i, 5) for i in range(5)] == [
+        None, tone, None, level, unrhymed]
+    assert [OBLIQUE_START.requirement(1, i, 5) for i in range(5)] == [
+        None, level, None, tone, rhymed]
+    assert OBLIQUE_START.requirement(4, 1, 5) is None  # past the pattern's lines
+    assert OBLIQUE_START.requirement(0, 1, 7) is None  # a line of another length
+    assert OBLIQUE_START.requirement(0, 1, None) is None
+    strict = MeterPattern("s", ("平平仄仄平", "仄仄仄平平"), strict=True)
+    assert [strict.requirement(0, i, 5) for i in range(5)] == [
+        level, level, None, tone, rhymed]  # no 孤平: the first is level
+    assert [strict.requirement(1, i, 5) for i in range(5)] == [
+        None, tone, tone, level, rhymed]  # no 三平尾: the third is oblique
+
+
+def test_the_four_patterns_come_whole_from_the_library():
+    wujue = {p.name: p for p in meter_patterns(5, 4)}
+    assert list(wujue) == ["平起首句入韵", "平起首句不入韵", "仄起首句入韵", "仄起首句不入韵"]
+    assert wujue["仄起首句不入韵"] == OBLIQUE_START and not any(p.strict for p in wujue.values())
+    assert wujue["平起首句入韵"].lines == ("平平仄仄平", "仄仄仄平平", "仄仄平平仄", "平平仄仄平")
+    qilv = meter_patterns(7, 8, strict=True)
+    assert all(p.strict and len(p.lines) == 8 for p in qilv)
+    assert qilv[3].lines[:2] == ("仄仄平平平仄仄", "平平仄仄仄平平")
+    for width, lines in [(6, 4), (5, 6), (7, 3)]:
+        with pytest.raises(LMError) as refused:
+            meter_patterns(width, lines)
+        assert str(refused.value) == (f"--meter needs 4 or 8 lines of 5 or 7 characters, not "
+                                      f"{lines} lines of {width}: use --form wujue, qijue, "
+                                      "wulv or qilv")
+
+
+def test_end_rhymes_ask_only_the_line_ends():
+    by_period = EndRhymes(ends_with_period=(False, True, False, True))
+    assert [by_period.requirement(i, 4, 5) for i in range(5)] == [
+        None, ("rhyme", 0), None, ("rhyme", 0), None]
+    assert by_period.requirement(1, 3, 5) is None and by_period.requirement(1, 4, None) is None
+    level = EndRhymes(ends_with_period=(False, True), grouped=False)
+    assert [level.requirement(i, 6, 7) for i in range(3)] == [None, ("tone", "平"), None]
+    lettered = EndRhymes(letters=(0, 0, None, 1))
+    assert [lettered.requirement(i, 2, 3) for i in range(5)] == [
+        ("rhyme", 0), ("rhyme", 0), None, ("rhyme", 1), None]
+    assert lettered.requirement(0, 1, 3) is None
+
+
+def test_keys_name_what_every_kept_pattern_asks():
+    _, rule = _rule()
+    assert rule.key(rule.start, 0, 0, 5) is None
+    assert rule.key(rule.start, 0, 1, 5) == {("tone", "仄")}
+    assert rule.key(rule.start, 1, 4, 5) == {_rhyme("平")}
+    assert rule.key(rule.start, 0, 4, 5) == {("unrhymed", frozenset())}
+    strict_even = MeterPattern("s", ("平平仄仄平",), strict=True)
+    _, both = _rule((OBLIQUE_START, strict_even))
+    assert both.key(both.start, 0, 0, 5) is None  # one pattern leaves the slot free
+    assert both.key(both.start, 0, 1, 5) == {("tone", "仄"), ("tone", "平")}
+
+
+def test_masks_are_the_union_of_what_the_kept_patterns_allow():
+    classes, rule = _rule()
+
+    def allowed(*resolved):
+        return _chars(classes, rule.mask(frozenset(resolved)))
+
+    assert allowed(("tone", "平")) == "山間看寒涯家蛇思"
+    assert allowed(("tone", "仄")) == "間看岸水月思"
+    assert allowed(("tone", "平"), ("tone", "仄")) == "山間看寒岸水月涯家蛇思"
+    assert allowed(_rhyme("平")) == "山間看寒涯家蛇思"
+    assert allowed(_rhyme("平"), _rhyme("仄")) == "山間看寒岸水月涯家蛇思"
+    assert allowed(_rhyme("平", {"六麻", "十五刪"})) == "山間涯家蛇"
+    assert allowed(("unrhymed", frozenset())) == "岸水月"
+    assert allowed(("unrhymed", frozenset({"四紙", "六月"}))) == "岸"
+    assert allowed(("unrhymed", frozenset({"四紙"})), ("unrhymed", frozenset({"六月"}))) == "岸水月"
+    with pytest.raises(LMError) as empty:
+        rule.mask(frozenset({_rhyme("仄", {"一東"})}))
+    assert str(empty.value) == ("--meter: the model's vocabulary has no character the Pingshui "
+                                "book allows here: use a model of classical poems")
+
+
+def test_rhymes_after_counts_the_rhyme_positions_still_to_come():
+    # 仄起首句不入韵 ends its lines 仄, 平, 仄, 平
+    assert [OBLIQUE_START.rhymes_after(line, 0) for line in range(4)] == [2, 1, 1, 0]
+    by_period = EndRhymes(ends_with_period=(False, True, False, True))
+    assert [by_period.rhymes_after(line, 0) for line in range(4)] == [2, 1, 1, 0]
+    level = EndRhymes(ends_with_period=(False, True, False, True), grouped=False)
+    assert level.rhymes_after(0, 0) == 0  # level tone alone rhymes nothing
+    lettered = EndRhymes(letters=(0, 0, None, 0, 1))
+    assert [lettered.rhymes_after(0, letter) for letter in (0, 1)] == [2, 1]
+    assert [lettered.rhymes_after(3, letter) for letter in (0, 1)] == [0, 1]
+
+
+def test_a_rhyme_leaves_out_used_characters_small_groups_and_fixed_echoes():
+    classes, rule = _rule()
+    ids = classes.index
+
+    def allowed(resolved):
+        return _chars(classes, rule.mask(frozenset({resolved})))
+
+    assert allowed(_rhyme("平", used={ids["山"]})) == "間看寒涯家蛇思"
+    assert allowed(_rhyme("平", {"六麻"}, used={ids["涯"]})) == "家蛇"
+    # 六麻 (涯家蛇) keeps two characters to spare after one, 十五刪 (山間) one
+    assert allowed(_rhyme("平", {"六麻", "十五刪"}, after=2)) == "涯家蛇"
+    assert allowed(_rhyme("平", {"六麻", "十五刪"}, after=1)) == "山間涯家蛇"
+    assert allowed(_rhyme("平", {"六麻", "十五刪"}, used={ids["涯"]}, after=1)) == "山間家蛇"
+    # no group keeps enough: the poem repeats rather than stop
+    assert allowed(_rhyme("平", {"六麻", "十五刪"}, used={ids["涯"]}, after=2)) == "山間涯家蛇"
+    # a fixed unrhymed end's categories stay out of the rhymes
+    assert allowed(_rhyme("平", {"六麻"}, avoid={"四支"})) == "家"
+    assert allowed(_rhyme("平", avoid={"十四寒"})) == "山間涯家蛇思"
+    same = _rhyme("平", {"六麻"}, used={ids["涯"]})
+    assert rule._rhyme_mask(same) is rule._rhyme_mask(same)  # each rhyme state once
+
+
+def test_a_distinct_rule_counts_the_rhymes_used_and_to_come():
+    classes, rule = _rule(distinct=True)
+    kan = classes.index["看"]
+    assert rule.key(rule.start, 1, 4, 5) == {_rhyme("平", after=1)}
+    state = _fill(rule, rule.start, 0, "水月山間水")
+    state = _fill(rule, state, 1, "山寒水月看")
+    assert rule.key(state, 3, 4, 5) == {_rhyme("平", {"十四寒"}, used={kan})}
+    assert rule.key(state, 1, 4, 5) == {_rhyme("平", {"十四寒"}, after=1)}  # not its own
+    assert _chars(classes, rule.mask(rule.key(state, 3, 4, 5))) == "寒"  # 看 is used
+
+
+def test_a_distinct_rule_over_lettered_rhymes_counts_only_its_own_letter():
+    classes, rule = _rule([EndRhymes(letters=(0, 1, 0, 1))], letter_tones=("仄", "平"),
+                          distinct=True)
+    assert rule.key(rule.start, 0, 0, 1) == {_rhyme("仄", after=1)}
+    assert rule.key(rule.start, 1, 0, 1) == {_rhyme("平", after=1)}
+
+
+def test_fixed_ends_that_share_a_reading_are_refused_in_simplified_text_too():
+    """卷 (捲 仄 十六銑; 卷 also 平 一先) fixed to close unrhymed line 1, 干 (乾 平 一先 十四寒)
+    to close rhymed line 2: they rhyme by 一先, which neither keeps in every form."""
+    classes = TokenClasses.from_tokens(["<unk>", "<eos>", "，", "。", "\n", *"卷干"], "char")
+    rule = ToneRule(TokenTones(classes, simplified=True), [OBLIQUE_START], [LEVEL])
+    roll, dry = classes.index["卷"], classes.index["干"]
+    assert rule.fix([(1, 4, 5, dry, "--template")])  # either alone fits
+    assert rule.fix([(0, 4, 5, roll, "--template")])
+    with pytest.raises(LMError) as both:
+        rule.fix([(0, 4, 5, roll, "--template"), (1, 4, 5, dry, "--template")])
+    assert str(both.value) == ("--template fits no pattern of --meter: 仄起首句不入韵 needs "
+                               "another tone than '卷' at line 1, position 5: change that "
+                               "character or drop the stricter rules")
+
+
+def test_the_tone_table_reads_a_simplified_vocabulary_through_its_traditional_forms():
+    draft = _draft(["<unk>", "<eos>", "，", "。", *"发风云东"])
+    tones = token_tones(draft)
+    assert draft.lexicon.simplified and bool(tones.known[draft.classes.index["发"]])
+    assert token_tones(draft) is tones  # built once per model
+
+
+def _fill(rule, state, line, text):
+    for pos, char in enumerate(text):
+        state = rule.advance(state, line, pos, len(text), rule.tones.tokens.index(char))
+    return state
+
+
+def test_an_unrhymed_line_never_ends_on_a_character_that_rhymes_with_the_rhymes():
+    """看 closes line 2 (平 十四寒), and it is also read 仄 十五翰: 岸 (仄 十五翰) would rhyme
+    with it, so line 3 may end on 水 or 月 but not on 岸, in the mask and in the check."""
+    classes, rule = _rule()
+    state = _fill(rule, rule.start, 0, "水月山間水")
+    state = _fill(rule, state, 1, "山寒水月看")
+    assert [*state] == [Entry(0, ({"十四寒"},), {"十四寒", "十五翰"},
+                              {(1, classes.index["看"])})]
+    state = _fill(rule, state, 2, "山寒山水")
+    key = rule.key(state, 2, 4, 5)
+    assert key == {("unrhymed", frozenset({"十四寒", "十五翰"}))}
+    assert _chars(classes, rule.mask(key)) == "水月"
+    with pytest.raises(ValueError, match=r"outside every pattern's slot \(2, 4\)"):
+        rule.advance(state, 2, 4, 5, classes.index["岸"])
+    state = rule.advance(state, 2, 4, 5, classes.index["水"])
+    # the last line rhymes in the group of the first rhyme: 寒 or 看, not 山 (十五刪)
+    state = _fill(rule, state, 3, "水月山水")
+    assert _chars(classes, rule.mask(rule.key(state, 3, 4, 5))) == "看寒"
+    with pytest.raises(ValueError):
+        rule.advance(state, 3, 4, 5, classes.index["山"])
+
+
+def test_rhymes_narrow_to_the_groups_every_rhyme_so_far_shares():
+    classes, rule = _rule([EndRhymes(letters=(0, 0, 0))])
+    state = rule.advance(rule.start, 0, 0, 1, classes.index["蛇"])
+    assert [*state] == [Entry(0, ({"四支", "六麻"},), {"四支", "六麻"},
+                              {(0, classes.index["蛇"])})]
+    state = rule.advance(state, 1, 0, 1, classes.index["涯"])  # 九佳 is not shared
+    assert [*state] == [Entry(0, ({"四支", "六麻"},), {"九佳", "四支", "六麻"},
+                              {(0, classes.index["蛇"]), (1, classes.index["涯"])})]
+    assert _chars(classes, rule.mask(rule.key(state, 2, 0, 1))) == "涯家蛇思"
+
+
+def test_each_rhyme_letter_keeps_its_own_tone_and_group():
+    classes, rule = _rule([EndRhymes(letters=(0, 1, 0, 1))], letter_tones=("仄", "平"))
+    assert rule.key(rule.start, 0, 0, 1) == {_rhyme("仄")}
+    state = rule.advance(rule.start, 0, 0, 1, classes.index["水"])
+    state = rule.advance(state, 1, 0, 1, classes.index["山"])
+    assert [*state] == [Entry(0, ({"四紙"}, {"十五刪"}), {"四紙", "十五刪"},
+                              {(0, classes.index["水"]), (1, classes.index["山"])})]
+    assert _chars(classes, rule.mask(rule.key(state, 2, 0, 1))) == "水"
+    assert _chars(classes, rule.mask(rule.key(state, 3, 0, 1))) == "山間"
+
+
+def test_fixed_characters_keep_the_patterns_they_fit_with_their_rhymes():
+    classes, rule = _rule(meter_patterns(5, 4))
+    names = [p.name for p in rule.patterns]
+    # 看 fixed at the end of line 2, 月 second in line 1: only the 仄起 patterns take 月 there
+    state = rule.fix([(0, 1, 5, classes.index["月"], "--acrostic"),
+                      (1, 4, 5, classes.index["看"], "--acrostic")])
+    assert sorted(names[e.pattern] for e in state) == ["仄起首句不入韵", "仄起首句入韵"]
+    assert {e.groups for e in state} == {(frozenset({"十四寒"}),)}
+
+
+def test_a_fixed_character_no_pattern_takes_is_named_with_its_place():
+    classes, rule = _rule()
+    with pytest.raises(LMError) as one:
+        rule.fix([(0, 1, 5, classes.index["山"], "--acrostic")])
+    assert str(one.value) == ("--acrostic fits no pattern of --meter: 仄起首句不入韵 needs "
+                              "another tone than '山' at line 1, position 2: change that "
+                              "character or drop the stricter rules")
+    rule = ToneRule(TokenTones(classes), [MeterPattern("p", ("平平仄仄平",), strict=True),
+                                          MeterPattern("q", ("平平仄仄平",), strict=True)],
+                    [LEVEL], what="--form wujue --meter")
+    with pytest.raises(LMError) as two:
+        rule.fix([(0, 0, 5, classes.index["月"], "--acrostic")])
+    assert str(two.value) == ("--acrostic fits no pattern of --form wujue --meter: p needs "
+                              "another tone than '月' at line 1; q needs another tone than '月' "
+                              "at line 1: change that character or drop the stricter rules")
+
+
+def test_tone_marks_mark_every_character_and_blank_the_rest():
+    assert tone_marks("山 水，看？a\n梁") == "平\u3000仄\u3000中\u3000？\n平"
+    assert tone_marks("发") == "？"  # not in the traditional book as written
+    assert tone_marks("发", simplified=True) == "仄"  # 發 (and 髮): 入聲六月
+
+
+# ---------------------------------------------------------------- the rules, as registered
+def _draft(tokens=POEM_TOKENS, form=None, book="pingshui", lexicon=None):
+    lexicon = lexicon or Lexicon(TokenClasses.from_tokens(tokens, "char"))
+    draft = Draft(lexicon, book, [])
+    draft.form = parse_form(form) if form else None
+    return draft
+
+
+def test_metre_adds_the_four_patterns_of_its_form():
+    draft = _draft(form="wujue")
+    Metre().apply(draft, meter=False, strict_meter=True, allow_repeat_rhyme=False)
+    assert draft.rules == [] and draft.asked is None
+    Metre().apply(draft, meter=True, strict_meter=False, allow_repeat_rhyme=False)
+    (rule,) = draft.rules
+    assert draft.asked == "--meter" and rule.what == "--form wujue --meter"
+    assert rule.patterns == meter_patterns(5, 4) and rule.letter_tones == (LEVEL,)
+    assert rule.distinct  # no 重韵 unless --allow-repeat-rhyme
+    strict = _draft(form="qilv", lexicon=draft.lexicon)
+    Metre().apply(strict, meter=True, strict_meter=True, allow_repeat_rhyme=True)
+    assert strict.rules[0].patterns == meter_patterns(7, 8, strict=True)
+    assert not strict.rules[0].distinct
+    assert strict.rules[0].tones is rule.tones  # the tone table is built once per model
+
+
+@pytest.mark.parametrize("form, message", [
+    (None, "--meter needs --form wujue, qijue, wulv or qilv (4 or 8 lines of 5 or 7 "
+           "characters)"),
+    ("5,7,5,7", "--meter needs --form wujue, qijue, wulv or qilv (4 or 8 lines of 5 or 7 "
+                "characters)"),
+    ("5,5,5", "--meter needs 4 or 8 lines of 5 or 7 characters, not 3 lines of 5: use --form "
+              "wujue, qijue, wulv or qilv"),
+])
+def test_metre_refuses_a_form_without_patterns(form, message):
+    with pytest.raises(LMError) as refused:
+        Metre().apply(_draft(form=form), meter=True, strict_meter=False,
+                      allow_repeat_rhyme=False)
+    assert str(refused.value) == message
+
+
+def test_pingshui_rules_need_the_poem_layout_and_its_marks():
+    lines = ["<unk>", "<eos>", "\n", *"春山水"]
+    with pytest.raises(LMError) as layout:
+        Metre().apply(_draft(lines, form="wujue"), meter=True, strict_meter=False,
+                      allow_repeat_rhyme=False)
+    assert str(layout.value) == ("--form wujue --meter needs a char-level Chinese model whose "
+                                 "vocabulary has ， and 。: sample this one without it")
+    with pytest.raises(LMError) as rhyme:
+        PingshuiRhymes().apply(_draft(lines), meter=False, rhyme=False, level_tone=True,
+                               allow_repeat_rhyme=False)
+    assert str(rhyme.value) == ("--level-tone needs a char-level Chinese model whose vocabulary "
+                                "has ， and 。: sample this one without it")
+    draft = _draft()
+    draft.form = Form(frozenset({4}), lengths=(2, 2, 2, 2), spec="ci:x",
+                      marks=("，", "；", "：", "。"))
+    with pytest.raises(LMError) as marks:
+        check_poem_layout(draft, "--x")
+    assert str(marks.value) == ("--form ci:x: the model's vocabulary lacks '；：': use a model "
+                                "of that corpus")
+    check_poem_layout(_draft(form="wujue"), "--x")  # ， and 。 are there
+
+
+def test_pingshui_rhymes_rhyme_the_lines_closed_by_a_period():
+    draft = _draft(form="wujue")
+    PingshuiRhymes().apply(draft, meter=False, rhyme=True, level_tone=True,
+                           allow_repeat_rhyme=False)
+    (rule,) = draft.rules
+    assert draft.asked == "--rhyme" and rule.what == "--rhyme" and rule.letter_tones == (LEVEL,)
+    assert rule.patterns == [EndRhymes(ends_with_period=(False, True, False, True))]
+    assert rule.distinct
+    level = _draft()  # no form: any, up to 8 lines, lines 4 and 8 may end the poem
+    PingshuiRhymes().apply(level, meter=False, rhyme=False, level_tone=True,
+                           allow_repeat_rhyme=False)
+    assert level.asked == "--level-tone" and level.rules[0].what == "--level-tone"
+    assert level.rules[0].patterns == [EndRhymes(ends_with_period=(False, True) * 4,
+                                                 grouped=False)]
+    assert not level.rules[0].distinct  # level tone alone: no rhyme to repeat
+    repeating = _draft(form="wujue")
+    PingshuiRhymes().apply(repeating, meter=False, rhyme=True, level_tone=False,
+                           allow_repeat_rhyme=True)
+    assert not repeating.rules[0].distinct
+
+
+@pytest.mark.parametrize("book, meter, template, rhyme, level_tone", [
+    ("modern", False, None, True, True),  # the modern book rhymes by its own rule
+    ("pingshui", True, None, True, False),  # the metre rhymes by its patterns
+    ("pingshui", False, "a tune", True, False),  # a ci tune rhymes by its template
+    ("pingshui", False, None, False, False),  # nothing asked
+])
+def test_pingshui_rhymes_stay_out_of_the_way(book, meter, template, rhyme, level_tone):
+    draft = _draft(form="wujue", book=book)
+    draft.template = template
+    PingshuiRhymes().apply(draft, meter=meter, rhyme=rhyme, level_tone=level_tone,
+                           allow_repeat_rhyme=False)
+    assert draft.rules == [] and draft.asked is None

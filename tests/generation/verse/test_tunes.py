@@ -13,13 +13,23 @@ import pytest
 import torch
 from tests_support import assert_clean_error
 
+from lm.errors import LMError
+from lm.generation.verse.draft import Draft
+from lm.generation.verse.lexicon import Corpus, Lexicon
+from lm.generation.verse.metre import EndRhymes, TokenTones
 from lm.generation.verse.tunes import (
+    Template,
+    TuneForms,
+    TuneRhymes,
     build_template,
     corpus_tunes,
+    find_template,
     layout,
     rhymes_hold,
     template_form,
+    tune_rule,
 )
+from lm.generation.verse.vocab import TokenClasses
 
 # 換韻 like 菩萨蛮: clauses 1–2 rhyme oblique (A), 3–4 level (B)
 CHANGING = ["春花秋月日，江山雪水一。\n白雲青松山，明月清風間。",
@@ -54,6 +64,7 @@ def test_template_takes_the_commonest_layout_and_its_rhymes():
                                 (5, "。", False))
     assert template.letters == (None, 0, None, 0) and template.tones == ("平",)
     assert (template.poems, template.support) == (4, 3)
+    assert template.describe() == "5，5A。/5，5A。"
     form = template_form(template)
     assert form.lengths == (5, 5, 5, 5) and form.spec == "ci:平韻"
     assert [form.mark(i) for i in range(4)] == ["，", "。", "，", "。"]
@@ -118,3 +129,138 @@ def test_ci_form_end_to_end(fake_songci, cli, monkeypatch):
     assert_clean_error(cli(*store, "sample", "ci", "--form", "ci:無此調"), "no such tune")
     assert_clean_error(cli(*store, "sample", "ci", "--form", "ci:換韻", "--rhyme-book",
                            "modern"), "drop --rhyme-book modern")
+
+
+def _two_clauses(pairs):
+    """Ci of two 2-character clauses ending on the given characters: ``春X，秋Y。``."""
+    return [f"春{a}，秋{b}。" for a, b in pairs]
+
+
+def test_two_ends_rhyme_when_a_quarter_of_the_ci_rhyme_them():
+    # 山/間 share 十五刪; 山/水, 山/月, 天/水 share nothing: 1 ci in 4 is 25%, enough
+    quarter = build_template("t", _two_clauses(["山間", "山水", "山月", "天水"]), False)
+    assert quarter.letters == (0, 0) and quarter.tones == ("平",)  # 山山山天 平, 水月水 仄
+    # 1 in 5 is 20%: too few
+    fifth = build_template("t", _two_clauses(["山間", "山水", "山月", "天水", "天月"]), False)
+    assert fifth.letters == (None, None) and fifth.tones == ()
+
+
+def test_a_rhyme_takes_the_tone_most_of_its_single_reading_ends_have():
+    # 看 reads either way and has no vote: 岸 and 寒 vote once each, a tie goes to 平
+    assert build_template("t", _two_clauses(["看岸", "看寒"]), False).tones == ("平",)
+    assert build_template("t", _two_clauses(["岸看", "岸看"]), False).tones == ("仄",)
+
+
+def test_a_ci_with_no_clauses_has_no_template():
+    with pytest.raises(LMError) as refused:
+        build_template("無標點", ["春花秋月", "江山雪水一\n白雲"], False)
+    assert str(refused.value) == ("--form ci:無標點: none of its 2 ci is laid out in clauses "
+                                  "closed by punctuation: choose another tune")
+
+
+def test_template_form_keeps_the_tune_s_own_marks_and_line_breaks():
+    template = Template("t", ((3, "，", True), (3, "、", False), (3, "，", False),
+                              (3, "。", False)), (None, 0, None, 0), ("平",), 2, 2)
+    form = template_form(template)
+    assert form.counts == {4} and form.lengths == (3, 3, 3, 3) and form.template is template
+    assert [form.mark(i) for i in range(4)] == ["，", "、", "，", "。"]
+    assert [form.breaks(i) for i in range(4)] == [True, False, False, True]
+    assert template.describe() == "3，/3A、3，3A。"
+
+
+def test_tune_rule_rhymes_each_letter_in_its_own_tone():
+    template = build_template("換韻", CHANGING, simplified=False)
+    tones = TokenTones(TokenClasses.from_tokens(["<unk>", "<eos>", "，", "。", *"日一山間"],
+                                                "char"))
+    rule = tune_rule(template, tones)
+    assert rule.patterns == [EndRhymes(letters=(0, 0, 1, 1), name="ci:換韻")]
+    assert rule.letter_tones == ("仄", "平") and rule.what == "--form ci:換韻"
+    assert rule.tones is tones
+
+
+def test_rhymes_hold_checks_the_second_rhyme_too():
+    template = build_template("換韻", CHANGING, simplified=False)
+    # B broken: 水 is oblique; 山 (十五刪) and 寒 (十四寒) are level but share no group
+    assert not rhymes_hold("春花秋月日，江山雪水一。\n白雲青松山，明月清風水。", template, False)
+    assert not rhymes_hold("春花秋月日，江山雪水一。\n白雲青松山，明月清風寒。", template, False)
+    assert rhymes_hold("春花秋月日，江山雪水一。\n白雲青松山，明月清風間。", template, False)
+
+
+def test_find_template_reads_the_tune_in_either_script(fake_songci):
+    template = find_template("songci", False, "換韻", False)
+    assert template == build_template("換韻", corpus_tunes("songci", False)["換韻"], False)
+    assert template.poems == 40
+    assert find_template("songci", False, "换韵", False) == template  # asked in simplified
+    simplified = find_template("songci", True, "換韻", True)  # a simplified corpus
+    assert simplified.tune == "换韵" and simplified.letters == template.letters
+
+
+def test_find_template_refuses_in_one_line(fake_songci):
+    with pytest.raises(LMError) as none:
+        find_template("tang", False, "換韻", False)
+    assert str(none.value) == ("--form ci:換韻: the model's corpus chinese-poetry:tang has no "
+                               "tunes: use a model of chinese-poetry:songci")
+    with pytest.raises(LMError) as unknown:
+        find_template("songci", False, "無此調", False)
+    assert str(unknown.value) == ("--form ci:無此調: no such tune in chinese-poetry:songci (the "
+                                  "commonest: 換韻、平韻; `lm sample MODEL --list-forms` lists "
+                                  "them all)")
+
+
+def test_an_unknown_tune_names_the_five_commonest(tmp_path, monkeypatch):
+    folder = tmp_path / "chinese-poetry-2.0.1" / "dist" / "songci"
+    folder.mkdir(parents=True)
+    records = [{"rhythmic": f"調{n}", "author": "x", "paragraphs": [PLAIN[0]]}
+               for n in range(1, 7) for _ in range(10 - n)]
+    (folder / "ci.song.0.json").write_text(json.dumps(records, ensure_ascii=False), "utf-8")
+    monkeypatch.setenv("LM_CACHE", str(tmp_path))
+    corpus_tunes.cache_clear()
+    try:
+        with pytest.raises(LMError, match=r"\(the commonest: 調1、調2、調3、調4、調5; `lm"):
+            find_template("songci", False, "無此調", False)
+    finally:
+        corpus_tunes.cache_clear()
+
+
+def _lexicon(tokens="，。\n春花秋月日江山雪水一白雲青松明清風間", **corpus):
+    classes = TokenClasses.from_tokens(["<unk>", "<eos>", *tokens], "char")
+    return Lexicon(classes, Corpus(**corpus))
+
+
+def test_the_tune_family_offers_the_corpus_tunes(fake_songci):
+    songci = _lexicon(source="chinese-poetry:songci")
+    family = TuneForms()
+    assert family.pattern(None) == "ci:.+"  # any tune, until a model says which
+    assert family.pattern(songci) == "ci:(?:換韻|平韻)"
+    assert family.pattern(_lexicon(source="chinese-poetry:tang")) is None
+    assert family.pattern(_lexicon()) is None
+    assert family.listing(songci) == [("ci:TUNE", "the tune's commonest layout in the corpus")]
+    assert family.listing(_lexicon()) == []
+    assert family.parse("wujue", songci) is None
+    form = family.parse("ci:換韻", songci)
+    assert form == template_form(find_template("songci", False, "換韻", False))
+    assert family.parse("ci:換韻", songci).template is form.template  # built once per model
+    for lexicon in (None, _lexicon()):
+        with pytest.raises(LMError) as refused:
+            family.parse("ci:換韻", lexicon)
+        assert str(refused.value) == ("--form ci:換韻 needs a model prepared from "
+                                      "chinese-poetry:songci (its tunes come from that corpus)")
+
+
+def test_tune_rhymes_add_the_template_s_rule(fake_songci):
+    songci = _lexicon(source="chinese-poetry:songci")
+    draft = Draft(songci, "pingshui", [])
+    TuneRhymes().apply(draft)
+    assert draft.rules == []  # no tune asked
+    draft.template = TuneForms().parse("ci:換韻", songci).template
+    TuneRhymes().apply(draft)
+    (rule,) = draft.rules
+    assert rule.what == "--form ci:換韻" and rule.letter_tones == ("仄", "平")
+    assert rule.patterns == [EndRhymes(letters=(0, 0, 1, 1), name="ci:換韻")]
+    plain = _lexicon("\n春花秋月日", source="chinese-poetry:songci")
+    draft = Draft(plain, "pingshui", [])
+    draft.template = TuneForms().parse("ci:換韻", songci).template
+    with pytest.raises(LMError) as refused:
+        TuneRhymes().apply(draft)
+    assert str(refused.value) == ("--form ci:換韻 needs a char-level Chinese model whose "
+                                  "vocabulary has ， and 。: sample this one without it")
