@@ -8,7 +8,10 @@ which is when the model's state is recorded.
 A *line* ends with a newline, ``，`` or ``。``: the Tang corpus keeps one couplet per text
 line (``白日依山盡，黃河入海流。``), so each clause is a verse line, and elsewhere a line is a
 text line. A run of such ends (``。`` then the newline) closes one line, and ``<eos>``, the end
-of a document, closes its last line; the line ends belong to the line they close.
+of a document, closes its last line; the line ends belong to the line they close. A titled
+document's title is a line of its own, closed by its ``<sep>``, and the body's lines are
+counted from 0 after it (the title is no line of the poem, so the rhyming lines stay the
+even ones).
 
 - ``line_position``: tokens since the line began (0 at its first token);
 - ``chars_left``: tokens from here to the line's last token (0 at it);
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lm.tokenization import EOS
+from lm.tokenization import EOS, SEP
 
 LINE_ENDS = frozenset("\n，。")
 OPENERS = dict(zip("([{（《「『“‘", ")]}）》」』”’", strict=True))
@@ -82,7 +85,7 @@ register(Feature("doc_position", "position in the document", False,
 
 
 def _ends_line(piece: str) -> bool:
-    return piece == EOS or piece[-1:] in LINE_ENDS
+    return piece in (EOS, SEP) or piece[-1:] in LINE_ENDS
 
 
 class _Brackets:
@@ -117,9 +120,11 @@ def layout(pieces: Sequence[str]) -> Layout:
         doc_start[i], line_start[i], line_index[i] = doc, line, number
         inside[i] = brackets.read(piece)
         last = i + 1 == n
-        if last or (_ends_line(piece) and (piece == EOS or not _ends_line(pieces[i + 1]))):
+        if last or (_ends_line(piece) and (piece in (EOS, SEP) or not _ends_line(pieces[i + 1]))):
             line_end[line:i + 1] = i
             line, number = i + 1, number + 1
+        if piece == SEP:  # the title was the line just closed: the poem's lines start at 0
+            number = 0
         if piece == EOS:
             doc, number, brackets = i + 1, 0, _Brackets()
     return Layout(doc_start, line_start, line_end, line_index, inside)

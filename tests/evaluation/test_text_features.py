@@ -80,3 +80,14 @@ def test_a_document_that_starts_with_a_newline_does_not_join_the_last_line_befor
 
 def test_a_closer_closes_its_opener_and_whatever_opened_after_it():
     assert ints(text_features("([)x")["in_brackets"]) == [1, 1, 0, 0]
+
+
+def test_a_title_is_a_line_of_its_own_and_the_poems_lines_count_from_0_after_its_sep():
+    pieces = [*"秋夜", "<sep>", *"白日，黃河。", "<eos>", *"春", "<sep>", *"花，"]
+    f = features(pieces)
+    # 秋夜<sep> | 白日， | 黃河。<eos> || 春<sep> | 花，
+    assert ints(f["line_position"]) == [0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 0, 1, 0, 1]
+    assert ints(f["chars_left"]) == [2, 1, 0, 2, 1, 0, 3, 2, 1, 0, 1, 0, 1, 0]
+    assert ints(f["line_index"]) == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0]
+    assert ints(f["line_parity"]) == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0]
+    assert ints(f["doc_position"]) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3]
