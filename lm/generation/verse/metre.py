@@ -297,9 +297,9 @@ class ToneRule:
                 mine = self.tones.groups[token][resolved[1]]
                 groups = list(entry.groups)
                 groups[letter] = mine if groups[letter] is None else groups[letter] & mine
-                entry = Entry(entry.pattern, tuple(groups),
-                              entry.echo | self.tones.categories[token],
-                              entry.rhymed | {(line, token)})
+                entry = entry._replace(groups=tuple(groups),
+                                       echo=entry.echo | self.tones.categories[token],
+                                       rhymed=entry.rhymed | {(line, token)})
             kept.add(entry)
         if not kept:
             raise ValueError(f"token {token} is outside every pattern's slot ({line}, {pos})")

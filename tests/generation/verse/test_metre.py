@@ -538,6 +538,21 @@ def test_an_unrhymed_line_never_ends_on_a_character_that_rhymes_with_the_rhymes(
         rule.advance(state, 3, 4, 5, classes.index["山"])
 
 
+def test_a_fixed_unrhymed_end_keeps_later_rhymes_apart_after_rhymes_are_written():
+    """岸 (仄 十五翰) fixed to close line 3: a rhyme written on line 2 keeps the rule's memory
+    of it, so 看 (平 十四寒, also 仄 十五翰) stays out of line 4's rhymes and 岸 still
+    fits line 3 (found by the theme bench: a keyword at an unrhymed end after a rhyme)."""
+    classes, rule = _rule()
+    ids = classes.index
+    state = rule.fix([(2, 4, 5, ids["岸"], "--keywords")])
+    assert {e.avoid for e in state} == {frozenset({"十五翰"})}
+    state = _fill(rule, state, 0, "水月山間水")
+    state = _fill(rule, state, 1, "山寒水月寒")
+    assert {e.avoid for e in state} == {frozenset({"十五翰"})}
+    assert _chars(classes, rule.mask(rule.key(state, 3, 4, 5))) == "寒"  # not 看
+    state = _fill(rule, state, 2, "山寒山水岸")
+    assert {e.rhymed for e in state} == {frozenset({(1, ids["寒"])})}
+
 def test_rhymes_narrow_to_the_groups_every_rhyme_so_far_shares():
     classes, rule = _rule([EndRhymes(letters=(0, 0, 0))])
     state = rule.advance(rule.start, 0, 0, 1, classes.index["蛇"])
