@@ -73,6 +73,11 @@ class Workbench:
         rules["form"] = f"is not a form of this model: use one of {forms} (GET /model)"
         return rules
 
+    def recurrent_names(self) -> tuple[str, ...]:
+        """The names a request may give for a served recurrent model (the Cells endpoints)."""
+        return tuple(name for d in self.decoders if d.artifact.kind == "model"
+                     for name in _names(d.artifact))
+
     def pick(self, name: str | None) -> Decoder:
         """The served artifact a request names (reference or name), else the first."""
         for decoder in self.decoders:
@@ -150,7 +155,7 @@ def create_app(store: Store, model: str, config: ServeConfig | None = None) -> F
                   description=f"Sampling and scoring with {bench.decoders[0].artifact.ref}.")
     errors.install(app, config.limit_body, bench.pattern_rules())
     _routes(app, bench, gate, config)
-    app.include_router(cells_router(config))
+    app.include_router(cells_router(config, bench.recurrent_names()))
     app.state.workbench, app.state.gate, app.state.stopping = bench, gate, stopping
     return app
 

@@ -21,6 +21,8 @@ from lm.errors import LMError
 from lm.evaluation.text_features import FEATURES
 from lm.serve.annotate import finite
 from lm.serve.config import ServeConfig
+from lm.serve.errors import RESPONSES
+from lm.serve.schemas import whole_number
 
 FIND_TOKENS = 20_000  # valid tokens recorded for /cells/find: a few seconds on a CPU
 TOP_LIMIT = 20
@@ -28,24 +30,43 @@ MODEL_HELP = "Which served model: its reference or name (default: the first serv
 FeatureName = Literal[tuple(FEATURES)]  # type: ignore[valid-type]
 
 
-class FindBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    top: int = Spec(5, ge=1, le=TOP_LIMIT, description="Best units listed per feature.")
-    model: str | None = Spec(None, max_length=200, description=MODEL_HELP)
+# exactly one of the two, as the schema says it (a null one counts as absent)
+ONE_OF_UNIT_OR_FEATURE = {"oneOf": [
+    {"required": ["unit"], "properties": {"unit": {"type": "string"}, "feature": {"type": "null"}}},
+    {"required": ["feature"],
+     "properties": {"feature": {"type": "string"}, "unit": {"type": "null"}}}]}
 
 
-def tint_body(limits: ServeConfig) -> type[BaseModel]:
+def model_name(names: tuple[str, ...]) -> Any:
+    """One of the served recurrent models' names, or null (only null when none is served)."""
+    return Literal[names] | None if names else None  # type: ignore[valid-type]
+
+
+def find_body(names: tuple[str, ...]) -> type[BaseModel]:
+    """The ``/cells/find`` body."""
+
+    class FindBody(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        top: whole_number({"ge": 1, "le": TOP_LIMIT}) = Spec(  # type: ignore[valid-type]
+            5, description="Best units listed per feature.")
+        model: model_name(names) = Spec(None, description=MODEL_HELP)  # type: ignore[valid-type]
+
+    return FindBody
+
+
+def tint_body(limits: ServeConfig, names: tuple[str, ...]) -> type[BaseModel]:
     """The ``/cells/tint`` body: a text and a unit, or a feature whose best unit tints it."""
     bounded = Annotated[str, StringConstraints(min_length=1, max_length=limits.limit_chars)]
 
     class TintBody(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", strict=True,
+                                  json_schema_extra=ONE_OF_UNIT_OR_FEATURE)
         text: bounded = Spec(..., description="The text to tint, read as one document.")
         unit: str | None = Spec(None, max_length=32, pattern=r"^\d+:[hc]:\d+$",
-                                description="LAYER:PART:INDEX, e.g. 1:c:123.")
+                                description="LAYER:PART:INDEX, e.g. 1:c:123 (or a feature).")
         feature: FeatureName | None = Spec(None, description="Tint by this feature's best "
                                            "unit (from /cells/find) instead of a unit.")
-        model: str | None = Spec(None, max_length=200, description=MODEL_HELP)
+        model: model_name(names) = Spec(None, description=MODEL_HELP)  # type: ignore[valid-type]
 
     return TintBody
 
@@ -62,7 +83,8 @@ class Cells:
         from lm.evaluation.inspection import Loaded
         from lm.tokenization import vocabulary
 
-        decoder = bench.pick(name)
+        recurrent = bench.recurrent_names()
+        decoder = bench.pick(recurrent[0] if name is None and recurrent else name)
         artifact = decoder.artifact
         if artifact.kind != "model":
             raise LMError(f"{artifact.ref} is an n-gram model, which has no cells: pick the "
@@ -119,23 +141,26 @@ class Cells:
                        "found_on": found_on, **tinted.to_json()})
 
 
-def cells_router(config: ServeConfig) -> APIRouter:
-    """The Cells endpoints, their text bounded by the server's ``--limit-chars``."""
-    router, cells, TintBody = APIRouter(tags=["cells"]), Cells(), tint_body(config)
+def cells_router(config: ServeConfig, names: tuple[str, ...]) -> APIRouter:
+    """The Cells endpoints, their text bounded by the server's ``--limit-chars``; ``names``
+    are those of the served recurrent models (an n-gram has no cells)."""
+    router, cells = APIRouter(tags=["cells"], responses=RESPONSES), Cells()
+    FindBody, TintBody, Name = find_body(names), tint_body(config, names), model_name(names)
 
     def bench(request: Request) -> tuple[Any, Any]:
         return request.app.state.workbench, request.app.state.gate
 
     @router.get("/cells", summary="The served model's units and the features they are "
                 "ranked against")
-    async def units(request: Request, model: str | None = Query(None, max_length=200)
-                    ) -> dict[str, Any]:
+    async def units(request: Request, model: Name = Query(None, description=MODEL_HELP)
+                    ) -> dict[str, Any]:  # type: ignore[valid-type]
         workbench, gate = bench(request)
         return await gate.run(cells.describe, workbench, model)
 
     @router.post("/cells/find", summary="Each feature's best units on the valid split "
                  "(as `lm inspect --find`, without the probes)")
-    async def find(request: Request, body: FindBody = Body(...)) -> dict[str, Any]:
+    async def find(request: Request,
+                   body: FindBody = Body(...)) -> dict[str, Any]:  # type: ignore[valid-type]
         workbench, gate = bench(request)
         return await gate.run(cells.find, workbench, body.model, body.top)
 

@@ -62,7 +62,7 @@ def _integral(value: Any) -> Any:
     return value
 
 
-def _whole(bounds: dict[str, Any]) -> Any:
+def whole_number(bounds: dict[str, Any]) -> Any:
     """An integer that JSON may spell 11.0, with its bounds (taken out of ``bounds``)."""
     limits = {key: bounds.pop(key) for key in ("ge", "gt", "le", "lt") if key in bounds}
     return Annotated[int, Spec(**limits), BeforeValidator(_integral)]
@@ -74,7 +74,7 @@ def _kind(f: Field, kind: Any, served: Served, bounds: dict[str, Any]) -> Any:
         bounds.clear()  # the served names are the whole rule (none served: only null)
         return served.literal(f.name)
     if kind in (int, int | None):
-        return _whole(bounds) if kind is int else _whole(bounds) | None
+        return whole_number(bounds) if kind is int else whole_number(bounds) | None
     choices = f.metadata.get("choices")
     if choices is None:
         return kind

@@ -81,11 +81,14 @@ def test_a_feature_tints_by_its_best_unit(client):
     ("post", "/cells/tint", {"text": "春" * 4001, "unit": "0:h:0"}, 422, "at most 4000"),
     ("post", "/cells/tint", {"text": "春", "unit": "0:h:0", "extra": 1}, 422, "extra"),
     ("post", "/cells/tint", {"text": "春", "feature": "rhyme"}, 422, "feature: Input should"),
+    # an n-gram has no cells: the schema names only the recurrent models
     ("post", "/cells/tint", {"text": "春", "unit": "0:h:0", "model": "p-3gram"}, 422,
-     "n-gram model, which has no cells"),
+     "model: Input should be 'model:p@v1', 'p' or 'model:p'"),
     ("post", "/cells/find", {"top": TOP_LIMIT + 1}, 422, "top: Input should be less"),
-    ("post", "/cells/find", {"model": "nope"}, 422, "not served here"),
-    ("get", "/cells?model=" + "x" * 201, None, 422, "model: String should have at most"),
+    ("post", "/cells/find", {"model": "nope"}, 422, "model: Input should be 'model:p@v1'"),
+    ("post", "/cells/find", {"top": "5"}, 422, "top: Input should be a valid integer"),
+    ("post", "/cells/find", {"top": 2.5}, 422, "top: Input should be a valid integer"),
+    ("get", "/cells?model=" + "x" * 201, None, 422, "model: Input should be 'model:p@v1'"),
 ])
 def test_bad_requests_get_a_4xx_and_one_line(client, method, path, body, status, detail):
     answer = getattr(client, method)(path, **({} if body is None else {"json": body}))
@@ -98,3 +101,28 @@ def test_a_malformed_body_is_a_400(client):
                          headers={"content-type": "application/json"})
     assert answer.status_code == 400 and "not valid JSON" in answer.json()["detail"]
     assert json.loads(answer.text)["detail"].count("\n") == 0
+
+
+def test_the_schema_says_what_the_cells_endpoints_take_and_answer(client):
+    schema = client.get("/openapi.json").json()
+    tint = schema["components"]["schemas"]["TintBody"]
+    assert tint["oneOf"] == [
+        {"required": ["unit"], "properties": {"unit": {"type": "string"},
+                                              "feature": {"type": "null"}}},
+        {"required": ["feature"], "properties": {"feature": {"type": "string"},
+                                                 "unit": {"type": "null"}}}]
+    for path, method in [("/cells", "get"), ("/cells/find", "post"), ("/cells/tint", "post")]:
+        answers = schema["paths"][path][method]["responses"]
+        assert {"400", "413", "422", "429", "503"} <= set(answers), path
+        assert answers["422"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"}
+    query = schema["paths"]["/cells"]["get"]["parameters"][0]["schema"]
+    assert query["anyOf"][0]["enum"] == ["model:p@v1", "p", "model:p"]
+
+
+def test_find_takes_a_whole_number_json_spells_with_a_point(client):
+    assert [u["unit"] for u in client.post("/cells/find", json={"top": 2.0}).json()[
+        "features"]["line_position"]["best"]] == [u["unit"] for u in client.post(
+            "/cells/find", json={"top": 2}).json()["features"]["line_position"]["best"]]
+    assert len(client.post("/cells/find", json={"top": 2.0}).json()[
+        "features"]["line_position"]["best"]) == 2
