@@ -231,6 +231,7 @@ class TopP(Warper, setting="top_p", neutral=1.0):
         sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
         probs = torch.softmax(sorted_scores, dim=-1)
         drop = probs.cumsum(dim=-1) - probs >= self.value  # keep the first token past p
+        drop[..., 0] = False  # and the likeliest always: a p that float32 rounds to 0 too
         sorted_scores = sorted_scores.masked_fill(drop, -math.inf)
         return torch.full_like(scores, -math.inf).scatter(-1, order, sorted_scores)
 

@@ -64,6 +64,16 @@ def test_top_k_one_is_greedy_and_top_p_keeps_the_head():
     assert draws == {2, 3}
 
 
+def test_a_top_p_that_float32_rounds_to_zero_keeps_the_likeliest_token():
+    """top_p 6.4e-90 (found by the API fuzzer) is 0 in float32: the nucleus still holds the
+    likeliest token, never nothing (an all −∞ row drew a token the form had masked)."""
+    logprobs = torch.log(torch.tensor([[0.05, 0.05, 0.6, 0.3]]))
+    g = torch.Generator().manual_seed(0)
+    assert {int(_choose(logprobs, g, top_p=6.38935685890323e-90)) for _ in range(50)} == {2}
+    masked = logprobs.clone()
+    masked[0, 2] = -torch.inf  # the form's mask: the likeliest left is 3
+    assert {int(_choose(masked, g, top_p=1e-300)) for _ in range(50)} == {3}
+
 def test_sampling_frequencies_follow_the_distribution():
     probs = torch.tensor([[0.1, 0.2, 0.3, 0.4]])
     g = torch.Generator().manual_seed(0)
