@@ -19,12 +19,12 @@ MODELS = ["model:p@v1", "p", "model:p"]
 NGRAMS = ["ngram:g@v1", "g", "ngram:g"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def body():
     return sample_body(LIMITS, Served([*MODELS, *NGRAMS], NGRAMS, "wujue|any"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def schema(body):
     return body.model_json_schema()
 
