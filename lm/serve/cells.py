@@ -22,6 +22,7 @@ from lm.evaluation.text_features import FEATURES
 from lm.serve.annotate import finite
 from lm.serve.config import ServeConfig
 from lm.serve.errors import RESPONSES
+from lm.serve.schemas import one_of_names as model_name
 from lm.serve.schemas import whole_number
 
 FIND_TOKENS = 20_000  # valid tokens recorded for /cells/find: a few seconds on a CPU
@@ -35,11 +36,6 @@ ONE_OF_UNIT_OR_FEATURE = {"oneOf": [
     {"required": ["unit"], "properties": {"unit": {"type": "string"}, "feature": {"type": "null"}}},
     {"required": ["feature"],
      "properties": {"feature": {"type": "string"}, "unit": {"type": "null"}}}]}
-
-
-def model_name(names: tuple[str, ...]) -> Any:
-    """One of the served recurrent models' names, or null (only null when none is served)."""
-    return Literal[names] | None if names else None  # type: ignore[valid-type]
 
 
 def find_body(names: tuple[str, ...]) -> type[BaseModel]:

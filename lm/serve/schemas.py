@@ -93,8 +93,12 @@ class Served:
 
     def literal(self, name: str) -> Any:
         """One of the served names, or null; only null when none is served."""
-        names = self.choices[name]
-        return Literal[names] | None if names else None  # type: ignore[valid-type]
+        return one_of_names(self.choices[name])
+
+
+def one_of_names(names: tuple[str, ...]) -> Any:
+    """A field naming one of ``names``, or null; only null when there is none."""
+    return Literal[names] | None if names else None  # type: ignore[valid-type]
 
 
 def sample_body(limits: ServeConfig, served: Served) -> type[BaseModel]:
