@@ -109,6 +109,8 @@ LEVERS: dict[str, list[str]] = {
     "b2-95": ["--beta2", "0.95"],
     "wd": ["--weight-decay", "1e-6"],
     "adamw": ["--optimizer", "adamw", "--weight-decay", "0.1"],
+    "drop2": ["--dropout", "0.2"],
+    "drop3": ["--dropout", "0.3"],
     "edrop": ["--dropout-embed", "0.1"],
     "wdrop": ["--weight-drop", "0.2"],
     "threads2": ["--threads", "2"],
@@ -126,15 +128,17 @@ def contender_flags(name: str) -> list[str]:
 
 
 def shipped_flags() -> list[str]:
-    """The train stage of pipelines/tang.yaml as flags (the budget keys left to the bench)."""
+    """The train stage of pipelines/tang.yaml as flags: the budget keys are left to the
+    bench, and ``size`` too, so that ``shipped`` is the sizes the YAML writes (the study's
+    starting point) and a width lever is not replaced by ``--size auto``'s choice."""
     import yaml
 
     stage = yaml.safe_load((REPO / "pipelines" / "tang.yaml").read_text())["stages"]["train"]
     flags = []
     for key, value in stage.items():
         if key in ("dataset", "max_time", "max_tokens", "max_steps", "epochs", "eval_every",
-                   "eval_tokens"):
-            continue
+                   "eval_tokens", "size"):
+            continue  # the budget is the bench's; --size auto would override a width lever
         flag = "--" + key.replace("_", "-")
         if value is True:
             flags.append(flag)
