@@ -14,6 +14,7 @@ from lm.errors import LMError
 from lm.models.rnn import ModelConfig
 from lm.runtime import PRECISIONS
 from lm.settings import build, check_settings, nested, setting
+from lm.training.sizing import SIZES
 
 # adamw: Adam with decoupled weight decay (Loshchilov & Hutter), where adam's is an L2 term.
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -37,6 +38,10 @@ def _fraction(value: float) -> bool:
 @dataclass
 class TrainConfig:
     model: ModelConfig = nested(ModelConfig)
+    size: str = setting("given", "given: the network and batch the flags say; auto: the "
+                        "width and batch that the lever study shows learn most in the budget "
+                        "(--max-tokens, or --max-time with a short probe of each candidate's "
+                        "speed here).", choices=SIZES, later=True)
     bptt: int = setting(64, "Truncated-BPTT length.", at_least=1)
     batch_size: int = setting(32, "Parallel rows of the token stream.", at_least=1)
     batch_start: int | None = setting(None, "Grow the batch: start with this many of the "

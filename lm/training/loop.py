@@ -17,6 +17,7 @@ each a method or a module of their own.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -35,7 +36,7 @@ from lm.models.state import RecurrentState
 from lm.runtime import pick_device, pick_precision, reuse_freed_memory
 from lm.settings import fingerprint_params, resumable_names
 from lm.training import checkpoint as ckpt
-from lm.training import telemetry
+from lm.training import sizing, telemetry
 from lm.training.batching import BatchRamp, Feeder, Schedule, batchify
 from lm.training.config import TrainConfig
 from lm.training.distributed import Distributed
@@ -59,21 +60,25 @@ def train(store: Store, dataset: Artifact, config: TrainConfig, name: str, resum
     """Train a model on a dataset artifact; returns (model artifact, reused)."""
     config.check()
     ranks = Distributed.from_env()
-    config = _pick_output_layer(config, dataset, log if ranks.main else (lambda *_: None))
+    say = log if ranks.main else (lambda *_: None)
+    device = _pick_device(config, ranks)
+    config, layer = _pick_output_layer(config, dataset)
+    choice = None
+    if config.size == "auto":  # first, so the probe times the output layer that will train
+        config, choice = _pick_size(store, dataset, config, name, device, ranks, resume)
+        for line in choice.lines():
+            say(line)
+    say(layer)
     params = fingerprint_params(config)
     if not resume and config.max_time is None:
         cached = store.find_cached("model", name, fingerprint("model", [dataset], params))
         if cached is not None:
             return cached, True
-    device = pick_device(config.device)
-    if ranks.active and device.type == "cuda":
-        device = torch.device("cuda", ranks.local_rank)
-        torch.cuda.set_device(device)
     ranks.start(device)
     run = None
     try:
-        run = Run(store, dataset, config, name, device, ranks,
-                  log if ranks.main else (lambda *_: None))
+        run = Run(store, dataset, config, name, device, ranks, say)
+        run.sizing = choice
         run.begin(resume)
         run.loop(ProgressBar(progress and ranks.main, run.total_steps, run.state.step),
                  wandb_run(name, params, run.run_dir) if use_wandb and ranks.main else None)
@@ -85,6 +90,40 @@ def train(store: Store, dataset: Artifact, config: TrainConfig, name: str, resum
         ranks.stop()
 
 
+def _pick_device(config: TrainConfig, ranks: Distributed) -> torch.device:
+    device = pick_device(config.device)
+    if ranks.active and device.type == "cuda":
+        device = torch.device("cuda", ranks.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def _pick_size(store: Store, dataset: Artifact, config: TrainConfig, name: str,
+               device: torch.device, ranks: Distributed, resume: bool
+               ) -> tuple[TrainConfig, sizing.Choice]:
+    """``--size auto`` decided before the fingerprint: for a token budget from the study's
+    curves alone; for a time budget with a probe of each candidate's own training step here.
+    A resumed run keeps the choice its run made (saved beside its checkpoint)."""
+    saved = store.root / "runs" / name / sizing.SAVED
+    if resume and saved.is_file():
+        choice = sizing.Choice.from_record(json.loads(saved.read_text()))
+        return sizing.sized(config, choice.picked), choice
+    if config.max_time and not config.max_tokens and ranks.active:
+        raise LMError("--size auto with --max-time times each candidate in one process: under "
+                      "torchrun give --max-tokens, or the sizes (--emb-size, --hidden-size, "
+                      "--batch-size)")
+
+    def rate(candidate: TrainConfig) -> float:
+        probe = Run(store, dataset, candidate, name, device, ranks, lambda *_: None)
+        return probe.probe(sizing.PROBE_SECONDS)
+
+    started = time.perf_counter()
+    choice = sizing.choose(config, rate if config.max_time else None)
+    if config.max_time:
+        choice.probe_seconds = time.perf_counter() - started
+    return sizing.sized(config, choice.picked), choice
+
+
 def usable_cores() -> int:
     """The cores this process may run on (``taskset`` and cgroup CPU sets narrow them), not
     every core of the machine, which ``os.cpu_count`` counts."""
@@ -93,13 +132,13 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _pick_output_layer(config: TrainConfig, dataset: Artifact, log) -> TrainConfig:
+def _pick_output_layer(config: TrainConfig, dataset: Artifact) -> tuple[TrainConfig, str]:
     """``--softmax auto`` decided and an adaptive softmax's cutoffs fitted to the train split
-    before anything is fingerprinted, so the model's record says what was trained."""
+    before anything is fingerprinted, so the model's record says what was trained; and the
+    line that says so."""
     model = rnn.pick_output_layer(config.model_for(dataset.metrics["vocab_size"]),
                                   load_split(dataset, "train"))
-    log(rnn.describe_output_layer(model, config.model.softmax))
-    return replace(config, model=model)
+    return replace(config, model=model), rnn.describe_output_layer(model, config.model.softmax)
 
 
 class Run:
@@ -126,6 +165,7 @@ class Run:
         self.averager: Averager | None = None
         self.meter = LossMeter(config.log_every, device)
         self.grads = GradientMeter(config.log_every, device)
+        self.sizing: sizing.Choice | None = None  # --size auto's choice, when it made one
 
     def _set_up_runtime(self) -> None:
         config, device = self.config, self.device
@@ -180,6 +220,8 @@ class Run:
             self.log(f"note: starting {self.name} afresh; the earlier run's checkpoint is "
                      "replaced (use --resume to continue it)")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.sizing and self.ranks.main:  # a resumed run keeps this choice
+            write_json(self.run_dir / sizing.SAVED, self.sizing.record())
         config = self.config
         step: torch.nn.Module = rnn.TrainingStep(self.model, config.ar, config.tar)
         step = self.ranks.wrap(step, self.device, config.model.softmax == "adaptive")
@@ -190,6 +232,25 @@ class Run:
                 step = torch.compile(step, dynamic=config.variable_bptt or None)
         self.step_module = step
         self.valid_chars = split_characters(self.dataset, "valid")
+
+    def probe(self, seconds: float, warmup: int = 2) -> float:
+        """Training tokens/s of this run's own step on this machine: the first windows, timed
+        for about ``seconds`` after ``warmup`` steps. It moves the weights, so a Run made for
+        a probe is thrown away after it."""
+        self.step_module = rnn.TrainingStep(self.model, self.config.ar, self.config.tar)
+        windows, tokens, index, start = self.schedule.windows(0), 0, 0, 0.0
+        while True:
+            if index == warmup:
+                tokens, start = 0, self._synced_clock()
+            tokens += self.train_step(0, index % len(windows))[1]
+            index += 1
+            if index > warmup and self._synced_clock() - start >= seconds:
+                return tokens / (self._synced_clock() - start)
+
+    def _synced_clock(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def _resume(self, found) -> None:
         if found is None:
@@ -467,6 +528,8 @@ class Run:
                 pending.metrics["asgd_from"] = state.asgd_from
             if state.resumed_at:
                 pending.metrics["resumed_at"] = state.resumed_at
+            if self.sizing:
+                pending.metrics["size_auto"] = self.sizing.record()
             pending.extra["level"] = self.dataset.manifest.get("level")
             pending.extra["run_dir"] = str(self.run_dir)
         return pending.extra["ref"]

@@ -105,7 +105,7 @@ def test_fingerprints_of_plain_settings_are_unchanged():
     later = {"softmax", "cutoffs", "precision", "compile", "impl", "threads", "locked_dropout",
              "dropout_input", "dropout_hidden", "dropout_embed", "weight_drop", "variable_bptt",
              "ar", "tar", "asgd", "nonmono", "max_tokens", "schedule", "warmup",
-             "batch_start", "batch_ramp", "beta2"}
+             "batch_start", "batch_ramp", "beta2", "size"}
     params = fingerprint_params(_config(threads=None))
     assert not set(params) & later  # models trained before these flags still match
     assert set(params) == set(names(TrainConfig)) - later

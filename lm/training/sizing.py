@@ -1,0 +1,130 @@
+"""``--size auto``: the width and batch that learn most in the tokens this machine will read.
+
+A wider network learns more from each token but reads fewer tokens a second, so which one ends
+best depends on the budget and the machine. The lever study (``bench/levers.py``, README
+"Levers at fixed training tokens") measured each candidate's Tang test perplexity at several fixed
+token budgets; those measurements are ``CANDIDATES``. Given the budget in tokens
+(``--max-tokens``), or in seconds (``--max-time``) turned into tokens by a short timed probe of
+each candidate's real training step on this machine, ``choose`` predicts each candidate's
+perplexity at its own token count (between two measured budgets by the straight line in
+log-log; beyond the last, by the slope of the last two) and picks the lowest.
+
+The curves are Tang's (6,000 characters); elsewhere they rank the widths by the same token
+counts, a rough guide. The choice, its reason and the probe are printed first and kept in the
+model's record; the chosen sizes are ordinary settings, so they are in its fingerprint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from lm.errors import LMError
+
+SIZES = ("given", "auto")
+PROBE_SECONDS = 3.0     # timed steps per candidate, after two warm-up steps
+SAVED = "size.json"     # the choice, beside the run's checkpoint, for --resume
+VALIDATION_SHARE = 0.03  # the part of a time budget that validation takes (measured: 2-3%)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A network width (embedding = hidden) with its batch, and its measured learning curve:
+    (training tokens, Tang test perplexity) at each budget of the lever study."""
+
+    width: int
+    batch: int
+    curve: tuple[tuple[int, float], ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.width} wide, batch {self.batch}"
+
+    def predicted(self, tokens: float) -> float:
+        """Test perplexity after ``tokens``: log-log interpolation of the curve, extended
+        beyond either end by the slope of the nearest two points."""
+        points = sorted(self.curve)
+        logs = [(math.log(t), math.log(p)) for t, p in points]
+        x = math.log(max(tokens, 1.0))
+        i = next((k for k in range(1, len(logs) - 1) if x < logs[k][0]), len(logs) - 1)
+        (x0, y0), (x1, y1) = logs[i - 1], logs[i]
+        return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+
+
+# Measured by bench/levers.py (README, "Levers at fixed training tokens"; AMD EPYC, 2 cores):
+# the shipped Tang recipe (pipelines/tang.yaml's train stage) at each width, test perplexity
+# on the whole test split after each budget of training tokens.
+CANDIDATES: tuple[Candidate, ...] = (
+    Candidate(256, 32, ((1_000_000, 195.07), (3_000_000, 124.51), (5_000_000, 106.04))),
+    Candidate(384, 32, ((1_000_000, 172.94), (3_000_000, 115.62), (5_000_000, 99.64))),
+    Candidate(512, 32, ((1_000_000, 171.26), (3_000_000, 117.26), (5_000_000, 101.46))),
+)
+
+
+@dataclass
+class Choice:
+    """The picked candidate, what every candidate was predicted to reach, and why."""
+
+    picked: Candidate
+    rows: list[dict[str, Any]]     # per candidate: tokens, predicted perplexity, tokens/s
+    budget: str                    # "5,000,000 tokens" or "600 s"
+    probe_seconds: float | None = None
+
+    def lines(self) -> list[str]:
+        head = (f"size: {self.picked.label} (--size auto: of the candidates, the lowest "
+                f"predicted Tang test perplexity in {self.budget})")
+        shown = []
+        for row in self.rows:
+            speed = f"{row['tokens_per_s']:,.0f} tok/s → " if row.get("tokens_per_s") else ""
+            shown.append(f"{row['width']}×{row['batch']}: {speed}{row['tokens'] / 1e6:.1f}M "
+                         f"tokens → {row['predicted']:.1f}")
+        probe = (f"probe {self.probe_seconds:.0f} s; " if self.probe_seconds is not None
+                 else "")
+        return [head, f"size: {probe}" + " · ".join(shown)]
+
+    def record(self) -> dict[str, Any]:
+        return {"width": self.picked.width, "batch": self.picked.batch, "budget": self.budget,
+                "candidates": self.rows, "probe_seconds": self.probe_seconds}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Choice:
+        """A saved choice (``record``), as a resumed run keeps it."""
+        picked = Candidate(record["width"], record["batch"], ())
+        return cls(picked, record["candidates"], record["budget"], record["probe_seconds"])
+
+
+def sized(config, candidate: Candidate):
+    """``config`` (a TrainConfig) with the candidate's width and batch."""
+    model = replace(config.model, emb_size=candidate.width, hidden_size=candidate.width)
+    return replace(config, model=model, batch_size=candidate.batch)
+
+
+def choose(config, rate: Callable[[Any], float] | None,
+           candidates: tuple[Candidate, ...] | None = None) -> Choice:
+    """Pick the candidate predicted to end lowest within the budget: ``config.max_tokens``,
+    or ``config.max_time`` × the tokens/s that ``rate(sized config)`` measures, whichever is
+    smaller. ``rate`` is called only with a time budget."""
+    candidates = CANDIDATES if candidates is None else candidates
+    if not candidates:
+        raise LMError("--size auto has no measured candidates: give --emb-size, "
+                      "--hidden-size and --batch-size instead")
+    if not (config.max_tokens or config.max_time):
+        raise LMError("--size auto picks the size for a budget: add --max-time SECONDS or "
+                      "--max-tokens N, or drop --size auto")
+    rows = []
+    for candidate in candidates:
+        row: dict[str, Any] = {"width": candidate.width, "batch": candidate.batch}
+        tokens = float(config.max_tokens or math.inf)
+        if config.max_time and rate is not None:
+            row["tokens_per_s"] = rate(sized(config, candidate))
+            tokens = min(tokens, row["tokens_per_s"] * config.max_time
+                         * (1 - VALIDATION_SHARE))
+        row["tokens"] = tokens
+        row["predicted"] = candidate.predicted(tokens)
+        rows.append(row)
+    best = min(range(len(rows)), key=lambda k: rows[k]["predicted"])
+    budget = (f"{config.max_time:g} s" if config.max_time and rate is not None
+              else f"{config.max_tokens:,} tokens")
+    return Choice(candidates[best], rows, budget)
