@@ -108,6 +108,9 @@ def _pick_size(store: Store, dataset: Artifact, config: TrainConfig, name: str,
     if resume and saved.is_file():
         choice = sizing.Choice.from_record(json.loads(saved.read_text()))
         return sizing.sized(config, choice.picked), choice
+    if resume and saved.parent.is_dir():
+        raise LMError(f"{name}'s run did not pick its size with --size auto: resume it "
+                      "without --size auto, with the sizes it was trained with")
     if config.max_time and not config.max_tokens and ranks.active:
         raise LMError("--size auto with --max-time times each candidate in one process: under "
                       "torchrun give --max-tokens, or the sizes (--emb-size, --hidden-size, "

@@ -159,3 +159,17 @@ def test_under_torchrun_a_time_budget_is_refused_before_any_probe(data, monkeypa
     config = TrainConfig.of(size="auto", max_time=2, layers=1, bptt=8, device="cpu")
     with pytest.raises(LMError, match="under torchrun give --max-tokens"):
         train(store, artifact, config, "m", use_wandb=False, progress=False)
+
+
+def test_resuming_a_run_sized_by_hand_with_auto_is_refused(data, monkeypatch):
+    """Its checkpoint has the sizes it was given; a fresh choice could differ from them."""
+    store, artifact = data
+    quiet = {"use_wandb": False, "progress": False, "log": lambda *_: None}
+    given = TrainConfig.of(max_steps=2, layers=1, bptt=8, device="cpu", threads=1,
+                           emb_size=8, hidden_size=8, batch_size=2)
+    train(store, artifact, given, "m", **quiet)
+    monkeypatch.setattr(Run, "probe", lambda *a, **k: pytest.fail("probed"))
+    auto = TrainConfig.of(size="auto", max_time=2, max_steps=4, layers=1, bptt=8,
+                          device="cpu", threads=1)
+    with pytest.raises(LMError, match="did not pick its size with --size auto"):
+        train(store, artifact, auto, "m", resume=True, **quiet)
