@@ -111,7 +111,7 @@ def _model_record(store: str, name: str) -> dict:
 
 def table(contenders: list[str], budgets: list[int], results: Path) -> None:
     heads = " | ".join(f"test ppl at {b / 1e6:g}M" for b in budgets)
-    print(f"| contender | {heads} | tok/s | parameters | lr drops |")
+    print(f"| contender | {heads} | tok/s (first leg) | parameters | lr drops |")
     print("|---|" + "---|" * (len(budgets) + 3))
     for contender in contenders:
         legs = [leg_file(results, contender, b) for b in budgets]
@@ -120,7 +120,9 @@ def table(contenders: list[str], budgets: list[int], results: Path) -> None:
                          ("failed" if r.get("error") else "-") for r in found)
         last = next((r for r in reversed(found) if r.get("test_ppl")), {})
         rates = {round(v["lr"], 8) for r in found for v in r.get("valid", [])}
-        rate = f"{last['tokens_per_s']:,.0f}" if last.get("tokens_per_s") else "-"
+        first = next((r for r in found if r.get("tokens_per_s")), {})  # not a resumed leg's
+        rate = (f"{first['tokens_per_s']:,.0f} ({first['threads']} thr.)"
+                if first else "-")
         params = f"{last['parameters']:,}" if last.get("parameters") else "-"
         print(f"| {contender} | {ppl} | {rate} | {params} | {max(len(rates) - 1, 0)} |")
 
