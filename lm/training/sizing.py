@@ -1,6 +1,6 @@
-"""``--size auto``: the width and batch that learn most in the tokens this machine will read.
+"""``--size auto``: the depth, width and batch that learn most in the tokens a machine reads.
 
-A wider network learns more from each token but reads fewer tokens a second, so which one ends
+A bigger network learns more from each token but reads fewer tokens a second, so which one ends
 best depends on the budget and the machine. The lever study (``bench/levers.py``, README
 "Levers at fixed training tokens") measured each candidate's Tang test perplexity at several fixed
 token budgets; those measurements are ``CANDIDATES``. Given the budget in tokens
@@ -31,16 +31,17 @@ VALIDATION_SHARE = 0.03  # the part of a time budget that validation takes (meas
 
 @dataclass(frozen=True)
 class Candidate:
-    """A network width (embedding = hidden) with its batch, and its measured learning curve:
-    (training tokens, Tang test perplexity) at each budget of the lever study."""
+    """A network's depth and width (embedding = hidden) with its batch, and its measured
+    learning curve: (training tokens, Tang test perplexity) at each budget of the lever study."""
 
+    layers: int
     width: int
     batch: int
     curve: tuple[tuple[int, float], ...]
 
     @property
     def label(self) -> str:
-        return f"{self.width} wide, batch {self.batch}"
+        return f"{self.layers}×{self.width}, batch {self.batch}"
 
     def predicted(self, tokens: float) -> float:
         """Test perplexity after ``tokens``: log-log interpolation of the curve, extended
@@ -57,10 +58,10 @@ class Candidate:
 # the shipped Tang recipe (pipelines/tang.yaml's train stage) at each width, test perplexity
 # on the whole test split after each budget of training tokens.
 CANDIDATES: tuple[Candidate, ...] = (
-    Candidate(256, 32, ((1_000_000, 195.07), (3_000_000, 124.51), (5_000_000, 106.04),
-                        (10_000_000, 91.52))),
-    Candidate(384, 32, ((1_000_000, 172.94), (3_000_000, 115.62), (5_000_000, 99.64),
-                        (10_000_000, 86.20))),
+    Candidate(2, 256, 32, ((1_000_000, 195.07), (3_000_000, 124.51), (5_000_000, 106.04),
+                           (10_000_000, 91.52))),
+    Candidate(2, 384, 32, ((1_000_000, 172.94), (3_000_000, 115.62), (5_000_000, 99.64),
+                           (10_000_000, 86.20))),
 )
 # Width 512 is left out: per token it was no better than 384 at 3M and 5M (117.3, 101.5) and it
 # reads fewer tokens a second, and without a 10M point its curve, extended by its steeper
@@ -82,26 +83,28 @@ class Choice:
         shown = []
         for row in self.rows:
             speed = f"{row['tokens_per_s']:,.0f} tok/s → " if row.get("tokens_per_s") else ""
-            shown.append(f"{row['width']}×{row['batch']}: {speed}{row['tokens'] / 1e6:.1f}M "
+            shown.append(f"{row['layers']}×{row['width']}×{row['batch']}: {speed}{row['tokens'] / 1e6:.1f}M "
                          f"tokens → {row['predicted']:.1f}")
         probe = (f"probe {self.probe_seconds:.0f} s; " if self.probe_seconds is not None
                  else "")
         return [head, f"size: {probe}" + " · ".join(shown)]
 
     def record(self) -> dict[str, Any]:
-        return {"width": self.picked.width, "batch": self.picked.batch, "budget": self.budget,
+        return {"layers": self.picked.layers, "width": self.picked.width,
+                "batch": self.picked.batch, "budget": self.budget,
                 "candidates": self.rows, "probe_seconds": self.probe_seconds}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Choice:
         """A saved choice (``record``), as a resumed run keeps it."""
-        picked = Candidate(record["width"], record["batch"], ())
+        picked = Candidate(record["layers"], record["width"], record["batch"], ())
         return cls(picked, record["candidates"], record["budget"], record["probe_seconds"])
 
 
 def sized(config, candidate: Candidate):
-    """``config`` (a TrainConfig) with the candidate's width and batch."""
-    model = replace(config.model, emb_size=candidate.width, hidden_size=candidate.width)
+    """``config`` (a TrainConfig) with the candidate's depth, width and batch."""
+    model = replace(config.model, layers=candidate.layers, emb_size=candidate.width,
+                    hidden_size=candidate.width)
     return replace(config, model=model, batch_size=candidate.batch)
 
 
@@ -119,7 +122,8 @@ def choose(config, rate: Callable[[Any], float] | None,
                       "--max-tokens N, or drop --size auto")
     rows = []
     for candidate in candidates:
-        row: dict[str, Any] = {"width": candidate.width, "batch": candidate.batch}
+        row: dict[str, Any] = {"layers": candidate.layers, "width": candidate.width,
+                               "batch": candidate.batch}
         tokens = float(config.max_tokens or math.inf)
         if config.max_time and rate is not None:
             row["tokens_per_s"] = rate(sized(config, candidate))

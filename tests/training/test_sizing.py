@@ -15,8 +15,8 @@ from lm.training import sizing
 from lm.training.loop import Run, TrainConfig, train
 from lm.training.sizing import Candidate, choose
 
-SMALL = Candidate(256, 32, ((1_000_000, 200.0), (4_000_000, 100.0)))
-LARGE = Candidate(512, 16, ((1_000_000, 160.0), (4_000_000, 90.0)))
+SMALL = Candidate(2, 256, 32, ((1_000_000, 200.0), (4_000_000, 100.0)))
+LARGE = Candidate(1, 512, 16, ((1_000_000, 160.0), (4_000_000, 90.0)))
 
 
 def test_prediction_is_log_log_between_points_and_beyond():
@@ -24,7 +24,7 @@ def test_prediction_is_log_log_between_points_and_beyond():
     assert SMALL.predicted(2_000_000) == pytest.approx(200.0 * 0.5 ** 0.5)  # halfway in log
     assert SMALL.predicted(16_000_000) == pytest.approx(50.0)  # the same slope on
     assert SMALL.predicted(250_000) == pytest.approx(400.0)    # and back
-    three = Candidate(1, 1, ((1, 100.0), (10, 50.0), (100, 40.0)))
+    three = Candidate(1, 1, 1, ((1, 100.0), (10, 50.0), (100, 40.0)))
     assert three.predicted(1000) == pytest.approx(32.0)  # beyond: the last two points' slope
 
 
@@ -34,7 +34,8 @@ def test_a_token_budget_picks_by_the_curves_alone():
     assert choice.picked is LARGE and choice.budget == "2,000,000 tokens"
     assert [row["tokens"] for row in choice.rows] == [2_000_000, 2_000_000]
     sized = sizing.sized(config, choice.picked)
-    assert (sized.model.emb_size, sized.model.hidden_size, sized.batch_size) == (512, 512, 16)
+    assert (sized.model.layers, sized.model.emb_size, sized.model.hidden_size,
+            sized.batch_size) == (1, 512, 512, 16)
 
 
 def test_a_time_budget_turns_each_candidates_speed_into_tokens():
@@ -49,8 +50,8 @@ def test_a_time_budget_turns_each_candidates_speed_into_tokens():
     assert choice.picked is SMALL
     assert choice.rows[1]["predicted"] == pytest.approx(LARGE.predicted(tokens[1]))
     head, detail = choice.lines()
-    assert head.startswith("size: 256 wide, batch 32 (--size auto") and "400 s" in head
-    assert "256×32: 10,000 tok/s → 3.9M tokens → " in detail
+    assert head.startswith("size: 2×256, batch 32 (--size auto") and "400 s" in head
+    assert "2×256×32: 10,000 tok/s → 3.9M tokens → " in detail
     # a token budget that ends sooner caps the tokens
     capped = choose(TrainConfig.of(max_time=400, max_tokens=1_000_000, size="auto"),
                     rate=lambda c: speeds[c.model.hidden_size], candidates=(SMALL, LARGE))
@@ -96,8 +97,8 @@ def test_a_timed_run_probes_prints_first_and_records_the_choice(data, monkeypatc
     """Two tiny candidates; the probe times the real step of each (0.05 s); whichever the
     curves favour at the measured speeds is trained, and its sizes are the model's."""
     store, artifact = data
-    tiny = (Candidate(8, 2, ((100, 30.0), (10_000, 20.0))),
-            Candidate(12, 4, ((100, 29.0), (10_000, 19.0))))
+    tiny = (Candidate(1, 8, 2, ((100, 30.0), (10_000, 20.0))),
+            Candidate(2, 12, 4, ((100, 29.0), (10_000, 19.0))))
     monkeypatch.setattr(sizing, "CANDIDATES", tiny)
     monkeypatch.setattr(sizing, "PROBE_SECONDS", 0.05)
     probed: list[int] = []
@@ -122,12 +123,14 @@ def test_a_timed_run_probes_prints_first_and_records_the_choice(data, monkeypatc
     assert all(r["tokens_per_s"] > 0 for r in record["candidates"])
     saved = json.loads(model.file("config.json").read_text())
     assert saved["emb_size"] == saved["hidden_size"] == picked
+    assert saved["layers"] == record["layers"] == {8: 1, 12: 2}[picked]
     # the fingerprint's parameters: --size auto and the sizes it chose
     assert model.params["size"] == "auto"
     assert (model.params["hidden_size"], model.params["batch_size"]) == (picked,
                                                                           record["batch"])
     assert model.params == fingerprint_params(
-        sizing.sized(model_config(config, model), Candidate(picked, record["batch"], ())))
+        sizing.sized(model_config(config, model),
+                     Candidate(record["layers"], picked, record["batch"], ())))
 
 
 def model_config(config, model):
@@ -141,8 +144,8 @@ def model_config(config, model):
 
 def test_a_resumed_run_keeps_its_choice_without_probing(data, monkeypatch):
     store, artifact = data
-    tiny = (Candidate(8, 2, ((100, 30.0), (10_000, 20.0))),
-            Candidate(12, 4, ((100, 40.0), (10_000, 30.0))))
+    tiny = (Candidate(1, 8, 2, ((100, 30.0), (10_000, 20.0))),
+            Candidate(1, 12, 4, ((100, 40.0), (10_000, 30.0))))
     monkeypatch.setattr(sizing, "CANDIDATES", tiny)
     monkeypatch.setattr(sizing, "PROBE_SECONDS", 0.05)
     quiet = {"use_wandb": False, "progress": False, "log": lambda *_: None}
@@ -157,7 +160,7 @@ def test_a_resumed_run_keeps_its_choice_without_probing(data, monkeypatch):
     resumed, _ = train(store, artifact, longer, "m", resume=True, use_wandb=False,
                        progress=False, log=said.append)
     assert resumed.metrics["steps"] == 8
-    assert said[0].startswith("size: 8 wide, batch 2")
+    assert said[0].startswith("size: 1×8, batch 2")
     assert resumed.metrics["size_auto"]["width"] == 8
 
 
