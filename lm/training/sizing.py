@@ -83,8 +83,9 @@ class Choice:
         shown = []
         for row in self.rows:
             speed = f"{row['tokens_per_s']:,.0f} tok/s → " if row.get("tokens_per_s") else ""
-            shown.append(f"{row['layers']}×{row['width']}×{row['batch']}: {speed}{row['tokens'] / 1e6:.1f}M "
-                         f"tokens → {row['predicted']:.1f}")
+            shape = f"{row['layers']}×{row['width']}×{row['batch']}"
+            shown.append(f"{shape}: {speed}{row['tokens'] / 1e6:.1f}M tokens → "
+                         f"{row['predicted']:.1f}")
         probe = (f"probe {self.probe_seconds:.0f} s; " if self.probe_seconds is not None
                  else "")
         return [head, f"size: {probe}" + " · ".join(shown)]
