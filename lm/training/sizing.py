@@ -7,7 +7,7 @@ token budgets; those measurements are ``CANDIDATES``. Given the budget in tokens
 (``--max-tokens``), or in seconds (``--max-time``) turned into tokens by a short timed probe of
 each candidate's real training step on this machine, ``choose`` predicts each candidate's
 perplexity at its own token count (between two measured budgets by the straight line in
-log-log; beyond the last, by the slope of the last two) and picks the lowest.
+log-log; beyond a curve's last budget, by the shape of the longest curve) and picks the lowest.
 
 The curves are Tang's (6,000 characters); elsewhere they rank the widths by the same token
 counts, a rough guide. The choice, its reason and the probe are printed first and kept in the
@@ -43,9 +43,15 @@ class Candidate:
     def label(self) -> str:
         return f"{self.layers}×{self.width}, batch {self.batch}"
 
-    def predicted(self, tokens: float) -> float:
-        """Test perplexity after ``tokens``: log-log interpolation of the curve, extended
-        beyond either end by the slope of the nearest two points."""
+    def predicted(self, tokens: float, longest: Candidate | None = None) -> float:
+        """Test perplexity after ``tokens``: the straight line in log-log between the measured
+        budgets around it. Past this curve's last budget, when ``longest`` (the candidate
+        measured furthest) goes further, it falls by the ratio ``longest`` falls from there:
+        the curves flatten (the rate drops, the epochs repeat), so a short curve's last slope
+        would promise too much. Otherwise the nearest two points' slope carries on."""
+        last_tokens, last_ppl = max(self.curve)
+        if longest is not None and tokens > last_tokens and max(longest.curve)[0] > last_tokens:
+            return last_ppl * longest.predicted(tokens) / longest.predicted(last_tokens)
         points = sorted(self.curve)
         logs = [(math.log(t), math.log(p)) for t, p in points]
         x = math.log(max(tokens, 1.0))
@@ -121,6 +127,7 @@ def choose(config, rate: Callable[[Any], float] | None,
     if not (config.max_tokens or config.max_time):
         raise LMError("--size auto picks the size for a budget: add --max-time SECONDS or "
                       "--max-tokens N, or drop --size auto")
+    longest = max(candidates, key=lambda c: max(c.curve)[0])
     rows = []
     for candidate in candidates:
         row: dict[str, Any] = {"layers": candidate.layers, "width": candidate.width,
@@ -131,7 +138,7 @@ def choose(config, rate: Callable[[Any], float] | None,
             tokens = min(tokens, row["tokens_per_s"] * config.max_time
                          * (1 - VALIDATION_SHARE))
         row["tokens"] = tokens
-        row["predicted"] = candidate.predicted(tokens)
+        row["predicted"] = candidate.predicted(tokens, longest)
         rows.append(row)
     best = min(range(len(rows)), key=lambda k: rows[k]["predicted"])
     budget = (f"{config.max_time:g} s" if config.max_time and rate is not None

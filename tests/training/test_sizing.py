@@ -28,6 +28,20 @@ def test_prediction_is_log_log_between_points_and_beyond():
     assert three.predicted(1000) == pytest.approx(32.0)  # beyond: the last two points' slope
 
 
+def test_past_its_last_budget_a_short_curve_follows_the_longest_ones_shape():
+    """The long curve falls 160 → 120 from 2M to 8M; the short one, measured to 2M, falls by
+    that ratio (80 → 60), not by its own last slope (which would say 51.2)."""
+    short = Candidate(1, 1, 1, ((1_000_000, 100.0), (2_000_000, 80.0)))
+    long = Candidate(1, 2, 1, ((1_000_000, 200.0), (2_000_000, 160.0), (8_000_000, 120.0)))
+    assert short.predicted(8_000_000) == pytest.approx(51.2)
+    assert short.predicted(8_000_000, long) == pytest.approx(60.0)
+    assert short.predicted(1_500_000, long) == pytest.approx(short.predicted(1_500_000))
+    assert long.predicted(16_000_000, long) == pytest.approx(long.predicted(16_000_000))
+    choice = choose(TrainConfig.of(max_tokens=8_000_000, size="auto"), None,
+                    candidates=(short, long))
+    assert [round(row["predicted"], 1) for row in choice.rows] == [60.0, 120.0]
+
+
 def test_a_token_budget_picks_by_the_curves_alone():
     config = TrainConfig.of(max_tokens=2_000_000, size="auto")
     choice = choose(config, rate=None, candidates=(SMALL, LARGE))
