@@ -61,17 +61,17 @@ class Candidate:
 
 
 # Measured by bench/levers.py (README, "Levers at fixed training tokens"; AMD EPYC, 2 cores):
-# the shipped Tang recipe (pipelines/tang.yaml's train stage) at each width, test perplexity
-# on the whole test split after each budget of training tokens.
+# pipelines/tang.yaml's train stage with one layer (`shipped+shallow`) at each width, Tang test
+# perplexity on the whole test split after each budget of training tokens.
 CANDIDATES: tuple[Candidate, ...] = (
-    Candidate(2, 256, 32, ((1_000_000, 195.07), (3_000_000, 124.51), (5_000_000, 106.04),
-                           (10_000_000, 91.52))),
-    Candidate(2, 384, 32, ((1_000_000, 172.94), (3_000_000, 115.62), (5_000_000, 99.64),
-                           (10_000_000, 86.20))),
+    Candidate(1, 256, 32, ((3_000_000, 102.45), (5_000_000, 91.57), (10_000_000, 81.09),
+                           (20_000_000, 78.50))),
+    Candidate(1, 384, 32, ((3_000_000, 96.42), (5_000_000, 87.38), (10_000_000, 75.47))),
+    Candidate(1, 512, 32, ((3_000_000, 92.82), (5_000_000, 84.99), (10_000_000, 79.67))),
 )
-# Width 512 is left out: per token it was no better than 384 at 3M and 5M (117.3, 101.5) and it
-# reads fewer tokens a second, and without a 10M point its curve, extended by its steeper
-# 3M-5M slope, would promise more than the measured curves have shown beyond 5M.
+# Left out, as the study found them no better per token and no faster: two layers (2 × 256:
+# 124.5, 106.0, 91.5 at 3M, 5M, 10M; 2 × 384: 115.6, 99.6, 86.2), three layers (155.9, 124.9
+# at 3M, 5M), and batch 16 (1 × 256: 102.5, 94.1 at 3M, 5M).
 
 
 @dataclass
