@@ -6,8 +6,6 @@ import os
 import pytest
 import torch
 
-from lm.artifacts import Store
-from lm.data.prepare import PrepareConfig, prepare
 from lm.errors import LMError
 from lm.training.batching import BatchRamp, Schedule
 from lm.training.loop import Run, TrainConfig, train, usable_cores
@@ -42,13 +40,6 @@ def test_steps_for_tokens_follows_the_growing_batch():
         steps += 1
     assert schedule.steps_for_tokens(1000, ramp.rows) == steps
     assert schedule.steps_for_tokens(1000, 4) == 25  # a fixed batch: 40 tokens a step
-
-
-@pytest.fixture
-def data(tmp_path, word_corpus):
-    store = Store(tmp_path / "art")
-    artifact, _ = prepare(store, PrepareConfig(str(word_corpus), level="word"), "w")
-    return store, artifact
 
 
 def test_a_run_reads_the_ramps_rows_and_stops_at_max_tokens(data, monkeypatch):

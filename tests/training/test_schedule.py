@@ -12,8 +12,7 @@ import pytest
 from safetensors.torch import load_file
 from tests_support import interrupted_run
 
-from lm.artifacts import Store, fingerprint
-from lm.data.prepare import PrepareConfig, prepare
+from lm.artifacts import fingerprint
 from lm.settings import fingerprint_params
 from lm.training import checkpoint as ckpt
 from lm.training.loop import Run, TrainConfig, train
@@ -31,13 +30,6 @@ def _expected(step: int, total: float, lr: float, schedule: str, warmup: float) 
         return lr * p / warmup
     q = (p - warmup) / (1 - warmup)
     return lr * ((1 - q) if schedule == "linear" else (1 + math.cos(math.pi * q)) / 2)
-
-
-@pytest.fixture
-def data(tmp_path, word_corpus):
-    store = Store(tmp_path / "art")
-    artifact, _ = prepare(store, PrepareConfig(str(word_corpus), level="word"), "w")
-    return store, artifact
 
 
 @pytest.fixture

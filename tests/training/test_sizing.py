@@ -7,8 +7,6 @@ import math
 
 import pytest
 
-from lm.artifacts import Store
-from lm.data.prepare import PrepareConfig, prepare
 from lm.errors import LMError
 from lm.settings import fingerprint_params
 from lm.training import sizing
@@ -102,13 +100,6 @@ def test_the_measured_curves_favour_width_per_token_and_speed_per_second():
     slow = choose(TrainConfig.of(max_time=600, size="auto"),
                   rate=lambda c: one_core[c.model.hidden_size])
     assert slow.picked.width == 256
-
-
-@pytest.fixture
-def data(tmp_path, word_corpus):
-    store = Store(tmp_path / "art")
-    artifact, _ = prepare(store, PrepareConfig(str(word_corpus), level="word"), "w")
-    return store, artifact
 
 
 def test_a_timed_run_probes_prints_first_and_records_the_choice(data, monkeypatch):
